@@ -1,0 +1,320 @@
+"""Dataset loaders: each returns ``X`` float (N, C, H, W) and ``y`` int64 (N,).
+
+Every loader validates what it read (shapes, label range, finite values, X/y lengths)
+and raises :class:`DataError` naming the file and the problem. Images are scaled as
+the seeds scale them (pixels / 255, CIFAR-10 also minus the training mean image).
+
+Where files live: ``--data-dir`` (the folder holding the dataset's files), else
+``$PARTRAIN_DATA/<folder>``, else ``./data/<folder>``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import pickle
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DataError, UsageError
+
+
+@dataclass
+class Dataset:
+    name: str
+    description: str
+    folder: str | None          # None: embedded or generated, needs no files
+    files: tuple                # file names looked for in the folder
+    input_shape: tuple
+    num_classes: int
+    loader: callable            # (split, Path | None) -> (X uint8/float, y)
+
+
+def default_data_dir(ds: Dataset) -> Path | None:
+    if ds.folder is None:
+        return None
+    root = os.environ.get("PARTRAIN_DATA")
+    return Path(root) / ds.folder if root else Path("data") / ds.folder
+
+
+def files_found(ds: Dataset, data_dir=None) -> bool:
+    """True when every file the dataset needs is present (embedded ones always are)."""
+    if ds.folder is None:
+        return True
+    folder = Path(data_dir) if data_dir else default_data_dir(ds)
+    return all((folder / f).is_file() for f in ds.files)
+
+
+def validate(X, y, num_classes, where):
+    """Check a loaded dataset; raise DataError naming ``where`` and the first problem."""
+    if X.ndim != 4:
+        raise DataError(f"{where}: images must be 4-D (N, C, H, W), got shape {X.shape}")
+    if y.ndim != 1:
+        raise DataError(f"{where}: labels must be 1-D, got shape {y.shape}")
+    if len(X) != len(y):
+        raise DataError(f"{where}: {len(X)} images but {len(y)} labels")
+    if len(X) == 0:
+        raise DataError(f"{where}: the dataset is empty")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise DataError(f"{where}: labels must be integers, got {y.dtype}")
+    if y.min() < 0 or y.max() >= num_classes:
+        raise DataError(f"{where}: labels must lie in 0..{num_classes - 1}, "
+                        f"found {y.min()}..{y.max()}")
+    if np.issubdtype(X.dtype, np.floating) and not np.isfinite(X).all():
+        bad = int(np.count_nonzero(~np.isfinite(X)))
+        raise DataError(f"{where}: {bad} pixel values are NaN or infinite")
+
+
+def _require(path: Path, hint: str) -> Path:
+    if not path.is_file():
+        raise DataError(f"file not found: {path} ({hint})")
+    return path
+
+
+# ----------------------------------------------------------------------------
+# catvnoncat: HDF5
+# ----------------------------------------------------------------------------
+
+def _load_catvnoncat(split, folder):
+    import h5py
+
+    path = _require(folder / f"{split}_catvnoncat.h5",
+                    "pass --data-dir pointing at the folder with train_catvnoncat.h5 "
+                    "and test_catvnoncat.h5")
+    try:
+        with h5py.File(path, "r") as f:
+            keys = (f"{split}_set_x", f"{split}_set_y")
+            missing = [k for k in keys if k not in f]
+            if missing:
+                raise DataError(f"{path}: missing dataset(s) {', '.join(missing)}; "
+                                f"found {', '.join(sorted(f.keys())) or 'nothing'}")
+            X, y = f[keys[0]][()], f[keys[1]][()]
+    except DataError:
+        raise
+    except Exception as exc:   # h5py raises OSError, KeyError, RuntimeError... on bad bytes
+        raise DataError(f"{path}: not a readable HDF5 file ({exc})") from None
+    if X.ndim != 4 or X.shape[1:] != (64, 64, 3):
+        raise DataError(f"{path}: expected images of shape (N, 64, 64, 3), got {X.shape}")
+    y = np.asarray(y).reshape(-1) if np.ndim(y) == 2 and 1 in np.shape(y) else np.asarray(y)
+    return X.transpose(0, 3, 1, 2) / 255.0, y.astype(np.int64) if y.dtype.kind in "iub" else y
+
+
+# ----------------------------------------------------------------------------
+# MNIST: IDX, gzip-compressed
+# ----------------------------------------------------------------------------
+
+MNIST_FILES = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+MNIST_TRAIN = 8000   # seed 004: first 8000 of t10k train, the last 2000 test
+
+
+def read_idx(path: Path, magic: int, ndim: int) -> np.ndarray:
+    """Read a gzip IDX file with the given magic number and number of dimensions."""
+    try:
+        with gzip.open(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise DataError(f"{path}: not a readable gzip file ({exc})") from None
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{path}: truncated IDX header ({len(raw)} bytes)")
+    found = struct.unpack(">I", raw[:4])[0]
+    if found != magic:
+        raise DataError(f"{path}: wrong IDX magic number {found}, expected {magic}")
+    dims = struct.unpack(f">{ndim}I", raw[4:header])
+    expected = int(np.prod(dims))
+    if len(raw) - header != expected:
+        raise DataError(f"{path}: IDX header promises {expected} bytes of data, "
+                        f"file holds {len(raw) - header}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def _load_mnist(split, folder, pad=0):
+    hint = "pass --data-dir pointing at the folder with the MNIST t10k .gz files"
+    images = read_idx(_require(folder / MNIST_FILES[0], hint), 2051, 3)
+    labels = read_idx(_require(folder / MNIST_FILES[1], hint), 2049, 1)
+    if len(images) != len(labels):
+        raise DataError(f"{folder}: {len(images)} MNIST images but {len(labels)} labels")
+    part = slice(0, MNIST_TRAIN) if split == "train" else slice(MNIST_TRAIN, None)
+    X = images[part, None, :, :] / 255.0
+    if pad:
+        X = np.pad(X, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    return X, labels[part].astype(np.int64)
+
+
+# ----------------------------------------------------------------------------
+# CIFAR-10: python pickle batches, read without running pickled code
+# ----------------------------------------------------------------------------
+
+CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
+CIFAR_TEST = ("test_batch",)
+
+
+class _ArrayOnlyUnpickler(pickle.Unpickler):
+    """Unpickles dicts, lists, strings, numbers and numpy arrays; refuses every other
+    global, so a pickle that names os.system (or anything else) is never called."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    }
+
+    def find_class(self, module, name):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load global {module}.{name}")
+
+
+def safe_unpickle(path: Path):
+    try:
+        with open(path, "rb") as f:
+            return _ArrayOnlyUnpickler(io.BytesIO(f.read()), encoding="bytes").load()
+    except Exception as exc:
+        raise DataError(f"{path}: not a CIFAR-10 batch this loader accepts ({exc})") from None
+
+
+def _read_cifar_batch(path: Path):
+    batch = safe_unpickle(path)
+    if not isinstance(batch, dict):
+        raise DataError(f"{path}: expected a dict, got {type(batch).__name__}")
+    data = batch.get(b"data", batch.get("data"))
+    labels = batch.get(b"labels", batch.get("labels"))
+    if data is None or labels is None:
+        raise DataError(f"{path}: missing 'data' or 'labels'")
+    data = np.asarray(data)
+    if data.ndim != 2 or data.shape[1] != 3072:
+        raise DataError(f"{path}: 'data' must be (N, 3072), got {data.shape}")
+    return data.reshape(-1, 3, 32, 32), np.asarray(labels, dtype=np.int64)
+
+
+def _load_cifar10(split, folder):
+    hint = "pass --data-dir pointing at the cifar-10-batches-py folder"
+    names = [n for n in CIFAR_TRAIN if (folder / n).is_file()]
+    if not names:
+        _require(folder / CIFAR_TRAIN[0], hint)
+    train = [_read_cifar_batch(folder / n) for n in names]
+    X_train = np.concatenate([x for x, _ in train]) / 255.0
+    mean_image = X_train.mean(axis=0)   # cs231n: subtract the training mean image
+    if split == "train":
+        X, y = X_train, np.concatenate([y for _, y in train])
+    else:
+        X, y = _read_cifar_batch(_require(folder / CIFAR_TEST[0], hint))
+        X = X / 255.0
+    return X - mean_image, y
+
+
+# ----------------------------------------------------------------------------
+# digits123 (seed 003): a text file, or a documented generator
+# ----------------------------------------------------------------------------
+
+DIGITS123_FILES = ("digits123.txt", "数字123.txt")
+
+# Stroke templates of the digits 1, 2 and 3 on a 6x6 grid.
+_TEMPLATES = {
+    0: ["...#..", "..##..", "...#..", "...#..", "...#..", "..###."],
+    1: [".###..", "#...#.", "...#..", "..#...", ".#....", "#####."],
+    2: ["####..", "....#.", "..##..", "....#.", "....#.", "####.."],
+}
+
+
+def generate_digits123(n=96, seed=0):
+    """Make seed 003's kind of data when its file is absent: n binary 6x6 images of the
+    digits 1, 2, 3 (labels 0, 1, 2), in equal numbers. Each is a stroke template shifted
+    by at most one pixel left or right, with one pixel in 18 flipped at random.
+
+    Returns X: (n, 1, 6, 6) float64 in {0, 1}, y: (n,) int64.
+    """
+    rng = np.random.default_rng(seed)
+    base = np.array([[[c == "#" for c in row] for row in _TEMPLATES[k]] for k in range(3)],
+                    dtype=np.float64)
+    y = np.arange(n) % 3
+    shift = rng.integers(-1, 2, size=n)
+    X = np.stack([np.roll(base[k], s, axis=1) for k, s in zip(y, shift)])
+    flips = rng.random(X.shape) < 1 / 18
+    X = np.abs(X - flips)
+    return X[:, None], y.astype(np.int64)
+
+
+def _load_digits123(split, folder):
+    if folder is None:
+        # No file: the generator, with a disjoint seed for the test split.
+        return generate_digits123(96 if split == "train" else 48, seed=0 if split == "train" else 1)
+    path = next((folder / f for f in DIGITS123_FILES if (folder / f).is_file()), None)
+    if path is None:
+        _require(folder / DIGITS123_FILES[0], "seed 003's file of 36 pixels and a label per "
+                 "line; omit --data-dir to use the built-in generator")
+    try:
+        rows = np.loadtxt(path, delimiter=",", ndmin=2)
+    except ValueError as exc:
+        raise DataError(f"{path}: not 37 comma-separated numbers per line ({exc})") from None
+    if rows.shape[1] != 37:
+        raise DataError(f"{path}: expected 37 values per line (36 pixels, label), got {rows.shape[1]}")
+    # The seed reports training accuracy only, so both splits are the whole file.
+    return rows[:, :36].reshape(-1, 1, 6, 6), rows[:, 36].astype(np.int64) - 1
+
+
+# ----------------------------------------------------------------------------
+# digits: the embedded default (scikit-learn's bundled UCI 8x8 handwritten digits)
+# ----------------------------------------------------------------------------
+
+DIGITS_TRAIN = 1437   # of 1797: the first 80% train, the rest test
+
+
+def _load_digits(split, folder, upscale=1):
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    X = bunch.images[:, None] / 16.0      # pixel counts 0..16
+    if upscale > 1:
+        X = X.repeat(upscale, axis=2).repeat(upscale, axis=3)
+    part = slice(0, DIGITS_TRAIN) if split == "train" else slice(DIGITS_TRAIN, None)
+    return X[part], bunch.target[part].astype(np.int64)
+
+
+DATASETS = {d.name: d for d in [
+    Dataset("digits", "embedded: UCI 8x8 handwritten digits shipped in scikit-learn "
+            "(1437 train / 360 test)", None, (), (1, 8, 8), 10, _load_digits),
+    Dataset("digits32", "embedded: the same digits, each pixel a 4x4 block (32x32, "
+            "LeNet-5's input size)", None, (), (1, 32, 32), 10,
+            lambda split, folder: _load_digits(split, folder, upscale=4)),
+    Dataset("catvnoncat", "Coursera cat vs non-cat, 64x64 RGB (209 train / 50 test)",
+            "catvnoncat", ("train_catvnoncat.h5", "test_catvnoncat.h5"), (3, 64, 64), 2,
+            _load_catvnoncat),
+    Dataset("mnist", "MNIST t10k, 28x28 (first 8000 train / last 2000 test, as seed 004)",
+            "mnist", MNIST_FILES, (1, 28, 28), 10, _load_mnist),
+    Dataset("mnist32", "the same MNIST split zero-padded to 32x32 (classic LeNet-5)",
+            "mnist", MNIST_FILES, (1, 32, 32), 10,
+            lambda split, folder: _load_mnist(split, folder, pad=2)),
+    Dataset("cifar10", "CIFAR-10 python batches, 32x32 RGB, minus the training mean image",
+            "cifar10", CIFAR_TRAIN[:1] + CIFAR_TEST, (3, 32, 32), 10, _load_cifar10),
+    Dataset("digits123", "seed 003's 6x6 digits 1/2/3 (its text file, or generated when "
+            "no --data-dir is given)", None, DIGITS123_FILES, (1, 6, 6), 3, _load_digits123),
+]}
+
+
+def load_dataset(name, split="train", data_dir=None, dtype="float64"):
+    """Load a dataset split: X (N, C, H, W) in ``dtype``, y (N,) int64.
+
+    ``data_dir`` is the folder holding the dataset's files; file datasets fall back to
+    ``$PARTRAIN_DATA/<folder>`` or ``./data/<folder>``.
+    """
+    if name not in DATASETS:
+        raise UsageError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
+    if split not in ("train", "test"):
+        raise UsageError(f"unknown split {split!r}; choose train or test")
+    ds = DATASETS[name]
+    folder = Path(data_dir) if data_dir else default_data_dir(ds)
+    if folder is not None and not folder.is_dir():
+        raise DataError(f"data directory not found: {folder} (pass --data-dir with the "
+                        f"folder holding {', '.join(ds.files)})")
+    X, y = ds.loader(split, folder)
+    X, y = np.asarray(X), np.asarray(y)
+    validate(X, y, ds.num_classes, f"{name} ({split}) from {folder or 'built-in data'}")
+    if X.shape[1:] != ds.input_shape:
+        raise DataError(f"{name} ({split}): images of shape {X.shape[1:]}, "
+                        f"expected {ds.input_shape}")
+    return np.ascontiguousarray(X, dtype=dtype), y

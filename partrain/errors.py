@@ -1,0 +1,30 @@
+"""Error types the command line turns into one line on stderr and an exit status.
+
+Anything the user can fix (a path, a flag, a file) raises one of these with a
+message that names the problem and what to do. Everything else is a bug and
+keeps its traceback.
+"""
+
+
+class PartrainError(Exception):
+    """A runtime problem the user can act on (exit status 1)."""
+
+    exit_code = 1
+
+
+class UsageError(PartrainError):
+    """A bad flag value, unknown name or conflicting options (exit status 2)."""
+
+    exit_code = 2
+
+
+class DataError(PartrainError):
+    """A dataset file that is missing, corrupt or holds the wrong shapes (exit status 1)."""
+
+
+class DivergenceError(PartrainError):
+    """The loss or a gradient stopped being finite (exit status 1)."""
+
+
+class WorkerError(PartrainError):
+    """A chunk's computation raised inside a worker process (exit status 1)."""

@@ -1,0 +1,370 @@
+"""Layers: each a small class with ``forward(x) -> (y, cache)`` and
+``backward(dy, cache) -> (dx, grads)``, in the cs231n ``layers.py`` tradition.
+
+Conventions
+-----------
+* Images are NCHW: ``x.shape == (N, C, H, W)``; dense inputs are ``(N, D)``.
+* A layer's parameters live in ``layer.params`` (``dict[str, ndarray]``), which the
+  model binds to named views of its one flat parameter buffer; ``backward`` returns
+  ``grads`` with the same keys and shapes.
+* Everything runs in the dtype of the input and parameters (float32 or float64).
+* No per-pixel or per-image Python loops: convolution is im2col (a strided view
+  copied once) followed by one matrix product; the only Python loops left run over
+  the kh*kw kernel offsets in :func:`col2im`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+Init = "callable(rng: numpy.random.Generator, shape: tuple) -> float64 ndarray"
+
+
+def uniform_init(limit):
+    """Initializer drawing from U(-limit, limit)."""
+    return lambda rng, shape: rng.uniform(-limit, limit, size=shape)
+
+
+def normal_init(std):
+    """Initializer drawing from N(0, std**2)."""
+    return lambda rng, shape: std * rng.standard_normal(size=shape)
+
+
+def zeros_init(rng, shape):
+    return np.zeros(shape)
+
+
+# ----------------------------------------------------------------------------
+# Window helpers shared by convolution and pooling
+# ----------------------------------------------------------------------------
+
+def output_size(size, kernel, stride, pad=0):
+    """Spatial output size of a valid window sweep: floor((size + 2 pad - kernel) / stride) + 1."""
+    return (size + 2 * pad - kernel) // stride + 1
+
+
+def windows(x, kh, kw, stride):
+    """Strided view of every kh x kw window of ``x`` (no copy).
+
+    x: (N, C, H, W) -> (N, C, oh, ow, kh, kw)
+    """
+    return sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, ::stride, ::stride]
+
+
+def col2im(dwin, x_shape, stride):
+    """Adjoint of :func:`windows`: add every window's gradient back onto its pixels.
+
+    dwin: (N, C, oh, ow, kh, kw) gradient per window element
+    x_shape: (N, C, H, W) of the (padded) input the windows were taken from
+    returns dx: (N, C, H, W)
+    """
+    N, C, oh, ow, kh, kw = dwin.shape
+    dx = np.zeros(x_shape, dtype=dwin.dtype)
+    if stride == kh == kw:
+        # Non-overlapping windows tile the image: a transpose places every
+        # element, no additions needed (and the result equals the loop's bits).
+        tiled = dwin.transpose(0, 1, 2, 4, 3, 5).reshape(N, C, oh * kh, ow * kw)
+        dx[:, :, : oh * kh, : ow * kw] = tiled
+        return dx
+    for i in range(kh):
+        for j in range(kw):
+            dx[:, :, i : i + stride * oh : stride, j : j + stride * ow : stride] += dwin[..., i, j]
+    return dx
+
+
+def _pad(x, pad):
+    if pad == 0:
+        return x
+    return np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+
+
+# ----------------------------------------------------------------------------
+# Layers
+# ----------------------------------------------------------------------------
+
+class Layer:
+    """Base class: a layer without parameters.
+
+    Subclasses with parameters override :meth:`param_shapes` and :meth:`init_params`.
+    ``decay`` names the parameters that L2 weight decay applies to (weights, not biases).
+    """
+
+    decay: tuple = ()
+
+    def __init__(self):
+        self.params: dict[str, np.ndarray] = {}
+        # The model clears this on the first layer: nobody needs d(loss)/d(input image),
+        # and for a convolution it is the most expensive part of backward.
+        self.need_dx = True
+
+    def param_shapes(self) -> dict[str, tuple]:
+        return {}
+
+    def init_params(self, rng) -> dict[str, np.ndarray]:
+        return {}
+
+    def output_shape(self, input_shape: tuple) -> tuple:
+        """Shape of one sample's output given one sample's input shape (no batch axis)."""
+        return input_shape
+
+    def forward(self, x):
+        raise NotImplementedError
+
+    def backward(self, dy, cache):
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return type(self).__name__
+
+
+class Conv2D(Layer):
+    """2-D cross-correlation with stride, zero padding and an optional connection table.
+
+    x: (N, C_in, H, W) -> y: (N, C_out, oh, ow), oh = (H + 2 pad - k) // stride + 1.
+
+    Parameters
+    ----------
+    W: (C_out, C_in, k, k) for a full convolution, or (n_connections, k, k) when
+       ``table`` lists which input maps each output map sees (LeNet-5's C3). Only the
+       connected kernels are parameters; the forward pass scatters them into a dense
+       (C_out, C_in, k, k) matrix so the whole layer is still one matrix product.
+    b: (C_out,) unless ``bias=False``.
+    """
+
+    decay = ("W",)
+
+    def __init__(self, in_channels, out_channels, kernel, stride=1, pad=0,
+                 table=None, bias=True, w_init=None, b_init=zeros_init):
+        super().__init__()
+        self.cin, self.cout, self.k = in_channels, out_channels, kernel
+        self.stride, self.pad, self.bias = stride, pad, bias
+        self.w_init = w_init or normal_init(1e-2)
+        self.b_init = b_init
+        if table is not None:
+            pairs = [(o, i) for o, inputs in enumerate(table) for i in inputs]
+            if len(table) != out_channels or any(not 0 <= i < in_channels for _, i in pairs):
+                raise ValueError("connection table does not match the channel counts")
+            self.table_out = np.array([o for o, _ in pairs])
+            self.table_in = np.array([i for _, i in pairs])
+        else:
+            self.table_out = self.table_in = None
+
+    def param_shapes(self):
+        k = self.k
+        if self.table_out is not None:
+            shapes = {"W": (len(self.table_out), k, k)}
+        else:
+            shapes = {"W": (self.cout, self.cin, k, k)}
+        if self.bias:
+            shapes["b"] = (self.cout,)
+        return shapes
+
+    def init_params(self, rng):
+        shapes = self.param_shapes()
+        out = {"W": self.w_init(rng, shapes["W"])}
+        if self.bias:
+            out["b"] = self.b_init(rng, shapes["b"])
+        return out
+
+    def output_shape(self, input_shape):
+        c, h, w = input_shape
+        if c != self.cin:
+            raise ValueError(f"expects {self.cin} input channels, got {c}")
+        return (self.cout, output_size(h, self.k, self.stride, self.pad),
+                output_size(w, self.k, self.stride, self.pad))
+
+    def _dense_weight(self):
+        W = self.params["W"]
+        if self.table_out is None:
+            return W
+        dense = np.zeros((self.cout, self.cin, self.k, self.k), dtype=W.dtype)
+        dense[self.table_out, self.table_in] = W
+        return dense
+
+    def forward(self, x):
+        N = x.shape[0]
+        xp = _pad(x, self.pad)
+        win = windows(xp, self.k, self.k, self.stride)            # (N, C, oh, ow, k, k)
+        oh, ow = win.shape[2], win.shape[3]
+        cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(N * oh * ow, -1)  # the one im2col copy
+        Wd = self._dense_weight().reshape(self.cout, -1)          # (C_out, C_in k k)
+        y = cols @ Wd.T                                           # (N oh ow, C_out)
+        if self.bias:
+            y += self.params["b"]
+        y = y.reshape(N, oh, ow, self.cout).transpose(0, 3, 1, 2)
+        return y, (xp.shape, cols, Wd)
+
+    def backward(self, dy, cache):
+        xp_shape, cols, Wd = cache
+        N, _, oh, ow = dy.shape
+        dy2 = dy.transpose(0, 2, 3, 1).reshape(N * oh * ow, self.cout)
+        dWd = (dy2.T @ cols).reshape(self.cout, self.cin, self.k, self.k)
+        grads = {"W": dWd if self.table_out is None else dWd[self.table_out, self.table_in]}
+        if self.bias:
+            grads["b"] = dy2.sum(axis=0)
+        dx = None
+        if self.need_dx:
+            dcols = (dy2 @ Wd).reshape(N, oh, ow, self.cin, self.k, self.k)
+            dxp = col2im(dcols.transpose(0, 3, 1, 2, 4, 5), xp_shape, self.stride)
+            p = self.pad
+            dx = dxp[:, :, p : xp_shape[2] - p, p : xp_shape[3] - p] if p else dxp
+        return dx, grads
+
+    def describe(self):
+        conn = f", {len(self.table_out)} connections" if self.table_out is not None else ""
+        return (f"Conv2D({self.cin}->{self.cout}, {self.k}x{self.k}, stride {self.stride}, "
+                f"pad {self.pad}{conn}{'' if self.bias else ', no bias'})")
+
+
+class _Pool(Layer):
+    def __init__(self, window=2, stride=None):
+        super().__init__()
+        self.window = window
+        self.stride = stride or window
+
+    def output_shape(self, input_shape):
+        c, h, w = input_shape
+        return (c, output_size(h, self.window, self.stride), output_size(w, self.window, self.stride))
+
+    def describe(self):
+        return f"{type(self).__name__}({self.window}x{self.window}, stride {self.stride})"
+
+
+class MaxPool2D(_Pool):
+    """Max over each window; the gradient goes to the (first) maximum of its window.
+
+    x: (N, C, H, W) -> y: (N, C, oh, ow), oh = (H - window) // stride + 1.
+    """
+
+    def forward(self, x):
+        k = self.window
+        win = windows(x, k, k, self.stride)
+        flat = win.reshape(*win.shape[:4], k * k)
+        idx = flat.argmax(axis=-1)[..., None]
+        y = np.take_along_axis(flat, idx, axis=-1)[..., 0]
+        return y, (x.shape, idx)
+
+    def backward(self, dy, cache):
+        x_shape, idx = cache
+        k = self.window
+        dwin = np.zeros(idx.shape[:4] + (k * k,), dtype=dy.dtype)
+        np.put_along_axis(dwin, idx, dy[..., None], axis=-1)
+        return col2im(dwin.reshape(*idx.shape[:4], k, k), x_shape, self.stride), {}
+
+
+class AvgPool2D(_Pool):
+    """Mean over each window (seed 004's "mean pool").
+
+    x: (N, C, H, W) -> y: (N, C, oh, ow).
+    """
+
+    def forward(self, x):
+        y = windows(x, self.window, self.window, self.stride).mean(axis=(-2, -1))
+        return y, x.shape
+
+    def backward(self, dy, x_shape):
+        k = self.window
+        share = (dy / (k * k))[..., None, None]
+        dwin = np.broadcast_to(share, dy.shape + (k, k))
+        return col2im(dwin, x_shape, self.stride), {}
+
+
+class ReLU(Layer):
+    """max(x, 0), any shape. The gradient passes where x > 0."""
+
+    def forward(self, x):
+        mask = x > 0
+        return x * mask, mask
+
+    def backward(self, dy, mask):
+        return dy * mask, {}
+
+
+def sigmoid(x):
+    """Logistic function without overflow warnings for large |x|."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+class Sigmoid(Layer):
+    """1 / (1 + exp(-x)), any shape."""
+
+    def forward(self, x):
+        y = sigmoid(x)
+        return y, y
+
+    def backward(self, dy, y):
+        return dy * y * (1 - y), {}
+
+
+class Tanh(Layer):
+    """tanh(x), any shape."""
+
+    def forward(self, x):
+        y = np.tanh(x)
+        return y, y
+
+    def backward(self, dy, y):
+        return dy * (1 - y * y), {}
+
+
+class Flatten(Layer):
+    """(N, C, H, W) -> (N, C*H*W), in C order (channel-major)."""
+
+    def output_shape(self, input_shape):
+        return (int(np.prod(input_shape)),)
+
+    def forward(self, x):
+        return x.reshape(x.shape[0], -1), x.shape
+
+    def backward(self, dy, x_shape):
+        return dy.reshape(x_shape), {}
+
+
+class Dense(Layer):
+    """Affine map y = x @ W + b.
+
+    x: (N, D) -> y: (N, M); W: (D, M); b: (M,) unless ``bias=False``.
+    """
+
+    decay = ("W",)
+
+    def __init__(self, in_features, out_features, bias=True, w_init=None, b_init=zeros_init):
+        super().__init__()
+        self.din, self.dout, self.bias = in_features, out_features, bias
+        self.w_init = w_init or normal_init(1e-2)
+        self.b_init = b_init
+
+    def param_shapes(self):
+        shapes = {"W": (self.din, self.dout)}
+        if self.bias:
+            shapes["b"] = (self.dout,)
+        return shapes
+
+    def init_params(self, rng):
+        out = {"W": self.w_init(rng, (self.din, self.dout))}
+        if self.bias:
+            out["b"] = self.b_init(rng, (self.dout,))
+        return out
+
+    def output_shape(self, input_shape):
+        if tuple(input_shape) != (self.din,):
+            raise ValueError(f"expects {self.din} input features, got shape {input_shape}")
+        return (self.dout,)
+
+    def forward(self, x):
+        y = x @ self.params["W"]
+        if self.bias:
+            y += self.params["b"]
+        return y, x
+
+    def backward(self, dy, x):
+        grads = {"W": x.T @ dy}
+        if self.bias:
+            grads["b"] = dy.sum(axis=0)
+        dx = dy @ self.params["W"].T if self.need_dx else None
+        return dx, grads
+
+    def describe(self):
+        return f"Dense({self.din}->{self.dout}{'' if self.bias else ', no bias'})"

@@ -1,0 +1,152 @@
+"""Every layer's backward is the derivative of its forward (float64 central differences),
+and the vectorized convolution equals the textbook sum."""
+
+import numpy as np
+import pytest
+
+from gradcheck import numeric_grad, rel_error
+from partrain import layers as L
+
+TOL = 1e-6
+
+
+def check_layer(layer, x, rng):
+    """Compare backward's dx and parameter grads with finite differences of sum(y * w)."""
+    for name, shape in layer.param_shapes().items():
+        layer.params[name] = rng.standard_normal(shape)
+    y, _ = layer.forward(x)
+    weights = rng.standard_normal(y.shape)   # a random linear read-out of y
+
+    def f():
+        return float(np.sum(layer.forward(x)[0] * weights))
+
+    y, cache = layer.forward(x)
+    dx, grads = layer.backward(weights, cache)
+    assert rel_error(dx, numeric_grad(f, x)) < TOL
+    assert set(grads) == set(layer.params)
+    for name, p in layer.params.items():
+        assert grads[name].shape == p.shape
+        assert rel_error(grads[name], numeric_grad(f, p)) < TOL, name
+
+
+@pytest.mark.parametrize("stride,pad", [(1, 0), (2, 1), (1, 2), (3, 0)])
+def test_conv_gradients(stride, pad):
+    rng = np.random.default_rng(0)
+    check_layer(L.Conv2D(3, 4, 3, stride=stride, pad=pad), rng.standard_normal((2, 3, 7, 7)), rng)
+
+
+def test_conv_with_connection_table_gradients():
+    rng = np.random.default_rng(1)
+    table = [[0, 1], [1, 2], [0, 2], [0, 1, 2]]
+    layer = L.Conv2D(3, 4, 3, table=table)
+    assert layer.param_shapes()["W"] == (9, 3, 3)   # 9 connected kernels, not 12
+    check_layer(layer, rng.standard_normal((2, 3, 6, 6)), rng)
+
+
+def test_conv_without_bias_has_only_weights():
+    rng = np.random.default_rng(2)
+    layer = L.Conv2D(2, 3, 2, bias=False)
+    assert set(layer.param_shapes()) == {"W"}
+    check_layer(layer, rng.standard_normal((2, 2, 5, 5)), rng)
+
+
+def test_conv_matches_direct_sum():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 6, 7))
+    layer = L.Conv2D(3, 2, 3, stride=2, pad=1)
+    layer.params = {"W": rng.standard_normal((2, 3, 3, 3)), "b": rng.standard_normal(2)}
+    y, _ = layer.forward(x)
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    expect = np.zeros_like(y)
+    for n in range(2):
+        for f in range(2):
+            for i in range(y.shape[2]):
+                for j in range(y.shape[3]):
+                    patch = xp[n, :, 2 * i : 2 * i + 3, 2 * j : 2 * j + 3]
+                    expect[n, f, i, j] = np.sum(patch * layer.params["W"][f]) + layer.params["b"][f]
+    np.testing.assert_allclose(y, expect, rtol=1e-12, atol=1e-12)
+
+
+def test_connection_table_equals_masked_dense_conv():
+    rng = np.random.default_rng(4)
+    table = [[0], [0, 1], [1]]
+    sparse = L.Conv2D(2, 3, 3, table=table, bias=False)
+    sparse.params = {"W": rng.standard_normal((4, 3, 3))}
+    dense = L.Conv2D(2, 3, 3, bias=False)
+    W = np.zeros((3, 2, 3, 3))
+    for k, (o, i) in enumerate([(0, 0), (1, 0), (1, 1), (2, 1)]):
+        W[o, i] = sparse.params["W"][k]
+    dense.params = {"W": W}
+    x = rng.standard_normal((2, 2, 5, 5))
+    np.testing.assert_allclose(sparse.forward(x)[0], dense.forward(x)[0], rtol=1e-12)
+
+
+@pytest.mark.parametrize("window,stride", [(2, 2), (3, 2), (2, 1), (3, 3)])
+def test_maxpool_gradients(window, stride):
+    rng = np.random.default_rng(5)
+    # A permutation: distinct values, so no finite-difference step crosses a tie.
+    x = rng.permutation(2 * 3 * 7 * 7).reshape(2, 3, 7, 7) / 10.0
+    check_layer(L.MaxPool2D(window, stride), x, rng)
+
+
+def test_maxpool_routes_gradient_to_the_maximum():
+    x = np.array([[[[1.0, 5.0], [3.0, 2.0]]]])
+    layer = L.MaxPool2D(2)
+    y, cache = layer.forward(x)
+    assert y.item() == 5.0
+    dx, _ = layer.backward(np.ones_like(y), cache)
+    np.testing.assert_array_equal(dx, [[[[0, 1], [0, 0]]]])
+
+
+@pytest.mark.parametrize("window,stride", [(2, 2), (3, 1), (2, 3)])
+def test_avgpool_gradients(window, stride):
+    rng = np.random.default_rng(6)
+    check_layer(L.AvgPool2D(window, stride), rng.standard_normal((2, 2, 6, 7)), rng)
+
+
+@pytest.mark.parametrize("cls", [L.ReLU, L.Sigmoid, L.Tanh, L.Flatten])
+def test_elementwise_gradients(cls):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((3, 2, 4, 4))
+    x[np.abs(x) < 1e-3] = 0.5   # keep away from ReLU's kink
+    check_layer(cls(), x, rng)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_dense_gradients(bias):
+    rng = np.random.default_rng(8)
+    check_layer(L.Dense(5, 4, bias=bias), rng.standard_normal((3, 5)), rng)
+
+
+def test_sigmoid_is_stable_for_large_inputs():
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        y = L.sigmoid(np.array([-1000.0, 0.0, 1000.0]))
+    np.testing.assert_array_equal(y, [0.0, 0.5, 1.0])
+
+
+def test_float32_in_float32_out():
+    rng = np.random.default_rng(9)
+    layer = L.Conv2D(1, 2, 3)
+    layer.params = {"W": rng.standard_normal((2, 1, 3, 3)).astype(np.float32),
+                    "b": np.zeros(2, np.float32)}
+    y, cache = layer.forward(rng.standard_normal((2, 1, 5, 5)).astype(np.float32))
+    assert y.dtype == np.float32
+    dx, grads = layer.backward(np.ones_like(y), cache)
+    assert dx.dtype == grads["W"].dtype == np.float32
+
+
+def test_first_layer_skips_input_gradient():
+    layer = L.Conv2D(1, 1, 2)
+    layer.params = {"W": np.ones((1, 1, 2, 2)), "b": np.zeros(1)}
+    layer.need_dx = False
+    y, cache = layer.forward(np.ones((1, 1, 3, 3)))
+    dx, grads = layer.backward(np.ones_like(y), cache)
+    assert dx is None and grads["W"].shape == (1, 1, 2, 2)
+
+
+def test_output_shape_agrees_with_forward():
+    x = np.zeros((1, 3, 11, 9))
+    for layer in [L.Conv2D(3, 5, 3, stride=2, pad=1), L.MaxPool2D(3, 2), L.AvgPool2D(2)]:
+        if layer.param_shapes():
+            layer.params = {k: np.zeros(s) for k, s in layer.param_shapes().items()}
+        assert layer.forward(x)[0].shape[1:] == layer.output_shape(x.shape[1:])
