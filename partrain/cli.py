@@ -136,10 +136,10 @@ def cmd_train(args):
           f"{c.workers} worker{'s' if c.workers > 1 else ''} ({c.backend})", file=sys.stderr)
     try:
         m = trainer.run()
-    except Exception:
-        if trainer.out:
-            print(f"partrain: outputs so far are in {trainer.out}", file=sys.stderr)
-        raise
+    except PartrainError as exc:
+        if trainer.out is None:
+            raise
+        raise type(exc)(f"{exc} (outputs so far are in {trainer.out})") from None
     print(f"partrain: {m['steps']} steps in {m['total_seconds']:.1f} s "
           f"({m['seconds_per_step_median']:.4f} s/step median); "
           f"train accuracy {m['train_acc']:.4f}, test accuracy {m['test_acc']:.4f}; "

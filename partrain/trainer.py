@@ -170,8 +170,9 @@ class Sampler:
 
 def evaluate(model, X, y):
     """(mean data loss, accuracy) of the model on X, y; no weight decay."""
-    scores = model.predict(X)
-    loss_sum, _ = model.loss(scores, y)
+    with np.errstate(all="ignore"):   # a diverged model evaluates to nan, not warnings
+        scores = model.predict(X)
+        loss_sum, _ = model.loss(scores, y)
     return loss_sum / len(X), float(np.mean(model.loss.predict_labels(scores) == y))
 
 
@@ -226,22 +227,23 @@ class Trainer:
         engine = make_engine(c.backend, self.model, self.X, self.y, c.chunk_size,
                              workers=c.workers, max_batch=c.batch_size)
         self.engine = engine
-        interrupted = None
+        stopped = None
         psutil.cpu_percent(percpu=True)   # start the busy-time window
         t_start = time.perf_counter()
         try:
             engine.start()
             self._loop(engine)
-        except Interrupted as exc:
-            interrupted = exc
+        except (Interrupted, PartrainError) as exc:
+            # Divergence, a failing chunk, Ctrl-C: keep what was done so far.
+            stopped = exc
         finally:
             self.train_seconds = time.perf_counter() - t_start
             self.cpu_busy = psutil.cpu_percent(percpu=True)
             self.worker_rss = engine.peak_rss() if hasattr(engine, "peak_rss") else []
             engine.close()
-        self.metrics = self.finish(interrupted)
-        if interrupted:
-            raise interrupted
+        self.metrics = self.finish(stopped)
+        if stopped:
+            raise stopped
         return self.metrics
 
     def _loop(self, engine):
@@ -295,14 +297,15 @@ class Trainer:
                                  n_test=len(self.X_test)),
                     machine=machine_info(), command=sys.argv)
 
-    def finish(self, interrupted=None):
+    def finish(self, stopped=None):
         train_loss, train_acc = evaluate(self.model, self.X, self.y)
         test_loss, test_acc = evaluate(self.model, self.X_test, self.y_test)
         step_secs = [r["seconds"] for r in self.history]
         coord_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         metrics = dict(
             model=self.model.name, dataset=self.cfg.dataset, steps=len(self.history),
-            completed=len(self.history) == self.total_steps and interrupted is None,
+            completed=len(self.history) == self.total_steps and stopped is None,
+            stopped_by=str(stopped) if stopped else None,
             train_loss=train_loss, train_acc=train_acc, test_loss=test_loss, test_acc=test_acc,
             best_test_acc=self.best["test_acc"], best_step=self.best["step"],
             total_seconds=self.train_seconds,

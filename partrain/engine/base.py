@@ -112,7 +112,10 @@ def compute_chunk(model, X, y, indices, grad_out):
         Xc, yc = X[sl], y[sl]
     else:
         Xc, yc = X[indices], y[indices]
-    loss_sum, _ = model.loss_sum_and_grads(Xc, yc, grad_out=grad_out)
+    # Overflow is not an error here: the trainer checks loss and gradient for NaN/inf
+    # after every step and stops with one clear line.
+    with np.errstate(all="ignore"):
+        loss_sum, _ = model.loss_sum_and_grads(Xc, yc, grad_out=grad_out)
     return loss_sum
 
 

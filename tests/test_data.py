@@ -1,0 +1,210 @@
+"""Loaders return float NCHW and int labels, and refuse bad files with one clear message."""
+
+import gzip
+import os
+import pickle
+import struct
+
+import h5py
+import numpy as np
+import pytest
+
+from partrain.data import generate_digits123, load_dataset, safe_unpickle
+from partrain.errors import DataError, UsageError
+
+
+def test_embedded_digits_need_no_files():
+    X, y = load_dataset("digits", "train")
+    Xt, yt = load_dataset("digits", "test")
+    assert X.shape == (1437, 1, 8, 8) and Xt.shape == (360, 1, 8, 8)
+    assert X.dtype == np.float64 and 0 <= X.min() and X.max() <= 1
+    assert set(np.unique(y)) == set(range(10))
+    X32, _ = load_dataset("digits32", "train", dtype="float32")
+    assert X32.shape == (1437, 1, 32, 32) and X32.dtype == np.float32
+    np.testing.assert_array_equal(X32[:, :, ::4, ::4], X.astype(np.float32))
+
+
+def test_digits123_generator_is_deterministic_and_balanced():
+    X, y = generate_digits123(96, seed=0)
+    X2, y2 = generate_digits123(96, seed=0)
+    np.testing.assert_array_equal(X, X2)
+    assert X.shape == (96, 1, 6, 6) and set(np.unique(X)) <= {0.0, 1.0}
+    assert np.bincount(y).tolist() == [32, 32, 32]
+
+
+def test_digits123_reads_the_seed_text_format(tmp_path):
+    rows = ["0,0,0,1,0,0," * 6 + "1", "1,1,1,1,1,1," * 6 + "3"]
+    (tmp_path / "digits123.txt").write_text("\n".join(r.replace(",,", ",") for r in rows))
+    X, y = load_dataset("digits123", data_dir=tmp_path)
+    assert X.shape == (2, 1, 6, 6) and y.tolist() == [0, 2]
+
+
+def test_catvnoncat(shared_data):
+    X, y = load_dataset("catvnoncat", "train", shared_data / "catvnoncat")
+    assert X.shape == (209, 3, 64, 64) and y.shape == (209,)
+    assert np.bincount(y).tolist() == [137, 72]
+    assert 0 <= X.min() and X.max() <= 1
+    Xt, yt = load_dataset("catvnoncat", "test", shared_data / "catvnoncat")
+    assert Xt.shape == (50, 3, 64, 64) and np.bincount(yt).tolist() == [17, 33]
+
+
+def test_mnist_split_as_seed_004(shared_data):
+    X, y = load_dataset("mnist", "train", shared_data / "mnist")
+    Xt, yt = load_dataset("mnist", "test", shared_data / "mnist")
+    assert X.shape == (8000, 1, 28, 28) and Xt.shape == (2000, 1, 28, 28)
+    assert np.bincount(np.concatenate([y, yt])).tolist() == \
+        [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    assert abs(np.concatenate([X, Xt]).mean() - 0.1325) < 1e-3
+    X32, _ = load_dataset("mnist32", "test", shared_data / "mnist")
+    assert X32.shape == (2000, 1, 32, 32)
+    np.testing.assert_array_equal(X32[:, :, 2:30, 2:30], Xt)
+
+
+# -- CIFAR-10 pickles --------------------------------------------------------------
+
+def write_cifar(folder, n=4, labels=None):
+    rng = np.random.default_rng(0)
+    batch = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+             b"labels": labels if labels is not None else [i % 10 for i in range(n)]}
+    for name in ("data_batch_1", "test_batch"):
+        with open(folder / name, "wb") as f:
+            pickle.dump(batch, f)
+    return batch
+
+
+def test_cifar10_batches_load(tmp_path):
+    batch = write_cifar(tmp_path)
+    X, y = load_dataset("cifar10", "train", tmp_path)
+    assert X.shape == (4, 3, 32, 32) and y.tolist() == [0, 1, 2, 3]
+    raw = batch[b"data"].reshape(4, 3, 32, 32) / 255.0
+    np.testing.assert_allclose(X, raw - raw.mean(axis=0))   # minus the mean image
+
+
+class Exploit:
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
+def test_cifar_pickle_with_code_is_refused_never_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with open(tmp_path / "data_batch_1", "wb") as f:
+        pickle.dump({b"data": Exploit(), b"labels": [0]}, f)
+    with pytest.raises(DataError, match="refusing to load global"):
+        load_dataset("cifar10", "train", tmp_path)
+    assert not (tmp_path / "pwned").exists()
+    with pytest.raises(DataError):
+        safe_unpickle(tmp_path / "data_batch_1")
+
+
+# -- bad files: one DataError naming the file and the problem ----------------------
+
+def write_h5(path, x, y, split="train"):
+    with h5py.File(path, "w") as f:
+        f[f"{split}_set_x"] = x
+        f[f"{split}_set_y"] = y
+
+
+def good_cat_arrays(n=3):
+    return np.zeros((n, 64, 64, 3), np.uint8), np.arange(n) % 2
+
+
+def test_missing_directory():
+    with pytest.raises(DataError, match="data directory not found"):
+        load_dataset("catvnoncat", data_dir="/nonexistent/place")
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(DataError, match="file not found: .*train_catvnoncat.h5"):
+        load_dataset("catvnoncat", data_dir=tmp_path)
+
+
+def test_truncated_hdf5(tmp_path, shared_data):
+    src = (shared_data / "catvnoncat" / "train_catvnoncat.h5").read_bytes()
+    (tmp_path / "train_catvnoncat.h5").write_bytes(src[: len(src) // 3])
+    with pytest.raises(DataError, match="not a readable HDF5 file"):
+        load_dataset("catvnoncat", data_dir=tmp_path)
+
+
+def test_corrupt_hdf5(tmp_path):
+    (tmp_path / "train_catvnoncat.h5").write_bytes(b"this is not hdf5" * 100)
+    with pytest.raises(DataError, match="not a readable HDF5 file"):
+        load_dataset("catvnoncat", data_dir=tmp_path)
+
+
+def test_hdf5_wrong_keys(tmp_path):
+    with h5py.File(tmp_path / "train_catvnoncat.h5", "w") as f:
+        f["images"] = np.zeros((2, 64, 64, 3), np.uint8)
+    with pytest.raises(DataError, match="missing dataset.*train_set_x.*found images"):
+        load_dataset("catvnoncat", data_dir=tmp_path)
+
+
+def test_hdf5_wrong_shape(tmp_path):
+    write_h5(tmp_path / "train_catvnoncat.h5", np.zeros((2, 32, 32, 3), np.uint8), [0, 1])
+    with pytest.raises(DataError, match=r"expected images of shape \(N, 64, 64, 3\)"):
+        load_dataset("catvnoncat", data_dir=tmp_path)
+
+
+def test_nan_pixels(tmp_path):
+    x = np.zeros((2, 64, 64, 3))
+    x[1, 5, 5, 0] = np.nan
+    write_h5(tmp_path / "train_catvnoncat.h5", x, [0, 1])
+    with pytest.raises(DataError, match="1 pixel values are NaN or infinite"):
+        load_dataset("catvnoncat", data_dir=tmp_path)
+
+
+def test_labels_out_of_range(tmp_path):
+    x, _ = good_cat_arrays(3)
+    write_h5(tmp_path / "train_catvnoncat.h5", x, [0, 1, 2])
+    with pytest.raises(DataError, match=r"labels must lie in 0..1, found 0..2"):
+        load_dataset("catvnoncat", data_dir=tmp_path)
+
+
+def test_images_and_labels_of_different_lengths(tmp_path):
+    x, _ = good_cat_arrays(3)
+    write_h5(tmp_path / "train_catvnoncat.h5", x, [0, 1])
+    with pytest.raises(DataError, match="3 images but 2 labels"):
+        load_dataset("catvnoncat", data_dir=tmp_path)
+
+
+def test_empty_dataset(tmp_path):
+    write_h5(tmp_path / "train_catvnoncat.h5", np.zeros((0, 64, 64, 3), np.uint8),
+             np.zeros(0, np.int64))
+    with pytest.raises(DataError, match="empty"):
+        load_dataset("catvnoncat", data_dir=tmp_path)
+
+
+def write_idx(folder, images_magic=2051, n=10, truncate=0):
+    body = np.zeros((n, 28, 28), np.uint8).tobytes()
+    images = struct.pack(">4I", images_magic, n, 28, 28) + body
+    labels = struct.pack(">2I", 2049, n) + bytes(range(n))
+    (folder / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(images))
+    data = gzip.compress(labels)
+    (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(data)
+    if truncate:
+        whole = (folder / "t10k-images-idx3-ubyte.gz").read_bytes()
+        (folder / "t10k-images-idx3-ubyte.gz").write_bytes(whole[:truncate])
+
+
+def test_idx_round_trip(tmp_path):
+    write_idx(tmp_path)
+    X, y = load_dataset("mnist", "train", tmp_path)
+    assert X.shape == (10, 1, 28, 28) and y.tolist() == list(range(10))
+
+
+def test_truncated_idx_gzip(tmp_path):
+    write_idx(tmp_path, truncate=40)
+    with pytest.raises(DataError, match="t10k-images.*not a readable gzip file"):
+        load_dataset("mnist", "train", tmp_path)
+
+
+def test_wrong_idx_magic(tmp_path):
+    write_idx(tmp_path, images_magic=2049)
+    with pytest.raises(DataError, match="wrong IDX magic number 2049, expected 2051"):
+        load_dataset("mnist", "train", tmp_path)
+
+
+def test_unknown_dataset_and_split():
+    with pytest.raises(UsageError, match="unknown dataset"):
+        load_dataset("imagenet")
+    with pytest.raises(UsageError, match="unknown split"):
+        load_dataset("digits", "validation")
