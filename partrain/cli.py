@@ -97,6 +97,10 @@ def build_parser():
     t.add_argument("--out", metavar="DIR", help="run directory (default runs/MODEL-DATASET-TIME)")
     t.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--checkpoint-every", type=positive_int, metavar="N",
+                   help="write checkpoint.h5 every N steps (always on Ctrl-C / SIGTERM)")
+    t.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue a run from its checkpoint (same settings; --workers may change)")
 
     e = sub.add_parser("eval", help="evaluate a finished run's model.h5")
     e.add_argument("--run", required=True, metavar="DIR", help="a run directory")
@@ -107,7 +111,35 @@ def build_parser():
     d = sub.add_parser("datasets", help="list datasets and whether their files were found")
     d.add_argument("--data-dir", metavar="DIR", help="also look in this folder")
     sub.add_parser("info", help="cores, BLAS, memory and versions of this machine")
+
+    sc = sub.add_parser("scale", help="time steps against worker count; write CSV, PNG, table",
+                        description="Scaling experiment: every configuration timed in one run, "
+                        "interleaved, medians over rounds; baselines: multi-threaded BLAS in "
+                        "one process and PyTorch CPU (when installed).")
+    sc.add_argument("--model", choices=list(PRESETS), default="lenet5-cat", metavar="NAME")
+    sc.add_argument("--dataset", choices=list(DATASETS), metavar="NAME")
+    sc.add_argument("--data-dir", metavar="DIR")
+    sc.add_argument("--workers", type=int_list, metavar="LIST",
+                    help="comma-separated worker counts (default 1..physical cores)")
+    sc.add_argument("--batch-sizes", default="full", metavar="LIST", type=batch_list,
+                    help="comma-separated batch sizes or 'full' (default full)")
+    sc.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    sc.add_argument("--chunk-size", type=positive_int, metavar="K")
+    sc.add_argument("--rounds", type=positive_int, default=5, metavar="N")
+    sc.add_argument("--steps", type=positive_int, default=3, metavar="N",
+                    help="timed steps per configuration and round")
+    sc.add_argument("--no-baselines", action="store_true")
+    sc.add_argument("--name", metavar="NAME", help="output file stem (default MODEL-DTYPE)")
+    sc.add_argument("--out", default="results/scaling", metavar="DIR")
     return p
+
+
+def int_list(text):
+    return [positive_int(part) for part in text.split(",")]
+
+
+def batch_list(text):
+    return [batch_size(part) for part in text.split(",")]
 
 
 # ----------------------------------------------------------------------------
@@ -117,6 +149,10 @@ def build_parser():
 def cmd_train(args):
     from .trainer import TrainConfig, Trainer
 
+    if args.resume:
+        return run_training(Trainer.resume(
+            args.resume, workers=args.workers, backend=args.backend,
+            progress=not args.no_progress and sys.stderr.isatty()))
     model = args.model or DEFAULT_MODEL
     dataset = args.dataset or (DEFAULT_DATASET if args.model is None else None)
     cfg = TrainConfig(
@@ -126,14 +162,26 @@ def cmd_train(args):
         dtype=args.dtype, seed=args.seed, workers=args.workers, backend=args.backend,
         chunk_size=args.chunk_size, eval_every=args.eval_every, overwrite=args.overwrite,
         progress=not args.no_progress and sys.stderr.isatty(),
+        checkpoint_every=args.checkpoint_every,
     )
     trainer = Trainer(cfg)
     c = trainer.cfg
     trainer.cfg.out = args.out or f"runs/{c.model}-{c.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return run_training(trainer)
+
+
+_CURRENT_RUN = {}   # where the run in progress writes, for the interrupt message
+
+
+def run_training(trainer):
+    c = trainer.cfg
+    _CURRENT_RUN["out"] = c.out
+    resumed = f", resuming after step {trainer.resumed_from}" if trainer.resumed_from else ""
     print(f"partrain: {c.model} ({trainer.model.num_params:,} parameters) on {c.dataset} "
           f"({len(trainer.X)} train / {len(trainer.X_test)} test), {trainer.total_steps} steps "
           f"of batch {c.batch_size}, {c.optimizer} lr {c.lr:g}, {c.dtype}, "
-          f"{c.workers} worker{'s' if c.workers > 1 else ''} ({c.backend})", file=sys.stderr)
+          f"{c.workers} worker{'s' if c.workers > 1 else ''} ({c.backend}){resumed}",
+          file=sys.stderr)
     try:
         m = trainer.run()
     except PartrainError as exc:
@@ -223,8 +271,23 @@ def cmd_info(args):
     return 0
 
 
+def cmd_scale(args):
+    from .models import PRESETS
+    from .scaling import run_scaling
+    from .trainer import physical_cores
+
+    workers = args.workers or list(range(1, physical_cores() + 1))
+    result = run_scaling(args.model, args.dataset or PRESETS[args.model].dataset, args.data_dir,
+                         workers=workers, batch_sizes=args.batch_sizes, dtype=args.dtype,
+                         chunk_size=args.chunk_size, rounds=args.rounds, steps=args.steps,
+                         baselines=not args.no_baselines, name=args.name, out=args.out,
+                         log=lambda msg: print(msg, file=sys.stderr))
+    print((Path(args.out) / f"{result['name']}.md").read_text())
+    return 0
+
+
 COMMANDS = dict(train=cmd_train, eval=cmd_eval, models=cmd_models, datasets=cmd_datasets,
-                info=cmd_info)
+                info=cmd_info, scale=cmd_scale)
 
 
 def main(argv=None):
@@ -242,7 +305,10 @@ def main(argv=None):
         print(f"partrain: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except Interrupted as exc:
-        print(f"partrain: stopped by {exc}; outputs written so far are kept", file=sys.stderr)
+        run = _CURRENT_RUN.get("out")
+        hint = (f"; resume with: partrain train --resume {run}" if run else "")
+        print(f"partrain: stopped by {exc}; outputs written so far are kept{hint}",
+              file=sys.stderr)
         return 128 + exc.signum
     except MemoryError:
         print("partrain: error: out of memory; use a smaller --batch-size or fewer --workers",

@@ -55,21 +55,23 @@ def windows(x, kh, kw, stride):
 def col2im(dwin, x_shape, stride):
     """Adjoint of :func:`windows`: add every window's gradient back onto its pixels.
 
-    dwin: (N, C, oh, ow, kh, kw) gradient per window element
-    x_shape: (N, C, H, W) of the (padded) input the windows were taken from
-    returns dx: (N, C, H, W)
+    dwin: (kh, kw, A, B, oh, ow), gradient per kernel offset and window; the kernel
+          offsets lead so that each ``dwin[i, j]`` slice is a contiguous (oh, ow) slab
+          when the caller produced it that way (conv's backward GEMM does)
+    x_shape: (A, B, H, W) of the (padded) input the windows were taken from
+    returns dx: (A, B, H, W)
     """
-    N, C, oh, ow, kh, kw = dwin.shape
+    kh, kw, A, B, oh, ow = dwin.shape
     dx = np.zeros(x_shape, dtype=dwin.dtype)
     if stride == kh == kw:
         # Non-overlapping windows tile the image: a transpose places every
         # element, no additions needed (and the result equals the loop's bits).
-        tiled = dwin.transpose(0, 1, 2, 4, 3, 5).reshape(N, C, oh * kh, ow * kw)
+        tiled = dwin.transpose(2, 3, 4, 0, 5, 1).reshape(A, B, oh * kh, ow * kw)
         dx[:, :, : oh * kh, : ow * kw] = tiled
         return dx
     for i in range(kh):
         for j in range(kw):
-            dx[:, :, i : i + stride * oh : stride, j : j + stride * ow : stride] += dwin[..., i, j]
+            dx[:, :, i : i + stride * oh : stride, j : j + stride * ow : stride] += dwin[i, j]
     return dx
 
 
@@ -205,10 +207,14 @@ class Conv2D(Layer):
             grads["b"] = dy2.sum(axis=0)
         dx = None
         if self.need_dx:
-            dcols = (dy2 @ Wd).reshape(N, oh, ow, self.cin, self.k, self.k)
-            dxp = col2im(dcols.transpose(0, 3, 1, 2, 4, 5), xp_shape, self.stride)
+            # (C_in k k, N oh ow): each kernel offset's gradient is a contiguous slab,
+            # which makes col2im's additions stream through memory.
+            dcols_t = (Wd.T @ dy2.T).reshape(self.cin, self.k, self.k, N, oh, ow)
+            n, c, hp, wp = xp_shape
+            dxp = col2im(dcols_t.transpose(1, 2, 0, 3, 4, 5), (c, n, hp, wp), self.stride)
+            dxp = dxp.transpose(1, 0, 2, 3)
             p = self.pad
-            dx = dxp[:, :, p : xp_shape[2] - p, p : xp_shape[3] - p] if p else dxp
+            dx = dxp[:, :, p : hp - p, p : wp - p] if p else dxp
         return dx, grads
 
     def describe(self):
@@ -250,7 +256,8 @@ class MaxPool2D(_Pool):
         k = self.window
         dwin = np.zeros(idx.shape[:4] + (k * k,), dtype=dy.dtype)
         np.put_along_axis(dwin, idx, dy[..., None], axis=-1)
-        return col2im(dwin.reshape(*idx.shape[:4], k, k), x_shape, self.stride), {}
+        dwin = dwin.reshape(*idx.shape[:4], k, k).transpose(4, 5, 0, 1, 2, 3)
+        return col2im(dwin, x_shape, self.stride), {}
 
 
 class AvgPool2D(_Pool):
@@ -266,7 +273,7 @@ class AvgPool2D(_Pool):
     def backward(self, dy, x_shape):
         k = self.window
         share = (dy / (k * k))[..., None, None]
-        dwin = np.broadcast_to(share, dy.shape + (k, k))
+        dwin = np.broadcast_to(share, dy.shape + (k, k)).transpose(4, 5, 0, 1, 2, 3)
         return col2im(dwin, x_shape, self.stride), {}
 
 

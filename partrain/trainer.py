@@ -15,6 +15,7 @@ out from the preset's seed settings, and :class:`Trainer` runs it and writes
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import platform
@@ -34,7 +35,7 @@ from .engine import make_engine
 from .errors import DivergenceError, PartrainError, UsageError
 from .models import PRESETS, build_model
 from .optim import make_optimizer
-from . import outputs
+from . import checkpoint, outputs
 
 HISTORY_FIELDS = ["step", "epoch", "loss", "lr", "seconds", "worker_seconds",
                   "overhead_seconds", "train_acc", "test_acc"]
@@ -70,6 +71,7 @@ class TrainConfig:
     out: str | None = None
     overwrite: bool = False
     progress: bool = True
+    checkpoint_every: int | None = None  # steps between checkpoints (also on Ctrl-C/TERM)
 
 
 GLOBAL_DEFAULTS = dict(batch_size=64, optimizer="momentum", lr=0.01, momentum=0.9,
@@ -104,7 +106,7 @@ def resolve(cfg: TrainConfig, n_train: int) -> TrainConfig:
             setattr(c, key, value)
     if c.batch_size == "full":
         c.batch_size = n_train
-    for key in ("steps", "epochs", "batch_size", "chunk_size", "eval_every"):
+    for key in ("steps", "epochs", "batch_size", "chunk_size", "eval_every", "checkpoint_every"):
         value = getattr(c, key)
         if value is not None and (not isinstance(value, (int, np.integer)) or value < 1):
             raise UsageError(f"--{key.replace('_', '-')} must be a positive integer, got {value}")
@@ -195,8 +197,29 @@ def prepare_out_dir(out, overwrite):
 
 
 class Trainer:
+    @classmethod
+    def resume(cls, run_dir, **overrides):
+        """Continue the run in ``run_dir`` from its checkpoint. Only settings that cannot
+        change the result (workers, backend, progress) may be overridden."""
+        run_dir = Path(run_dir)
+        ckpt = checkpoint.load(run_dir / checkpoint.FILENAME)
+        try:   # the run's own record; the checkpoint must belong to it
+            settings = json.loads((run_dir / "config.json").read_text())["settings"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise PartrainError(f"{run_dir / 'config.json'} is missing or corrupt ({exc})") from None
+        settings.update({k: v for k, v in overrides.items() if v is not None})
+        settings.update(out=str(run_dir), overwrite=True)
+        trainer = cls(TrainConfig(**settings))
+        checkpoint.restore(ckpt, trainer.model, trainer.optimizer)
+        trainer.history, trainer.evals = ckpt["history"], ckpt["evals"]
+        trainer.best = dict(test_acc=ckpt["best_test_acc"], step=ckpt["best_step"],
+                            flat=ckpt["best_flat"])
+        trainer.resumed_from = ckpt["step"]
+        return trainer
+
     def __init__(self, cfg: TrainConfig):
         self.requested = cfg
+        self.resumed_from = None
         if cfg.model not in PRESETS:
             raise UsageError(f"unknown model {cfg.model!r}; choose one of: {', '.join(PRESETS)}")
         # The training set's size is needed to resolve "full" batches, so it loads first.
@@ -222,7 +245,7 @@ class Trainer:
     def run(self):
         c = self.cfg
         self.out = prepare_out_dir(c.out, c.overwrite) if c.out else None
-        if self.out:
+        if self.out and self.resumed_from is None:
             outputs.write_json(self.out / "config.json", self.config_record())
         engine = make_engine(c.backend, self.model, self.X, self.y, c.chunk_size,
                              workers=c.workers, max_batch=c.batch_size)
@@ -234,8 +257,11 @@ class Trainer:
             engine.start()
             self._loop(engine)
         except (Interrupted, PartrainError) as exc:
-            # Divergence, a failing chunk, Ctrl-C: keep what was done so far.
+            # Divergence, a failing chunk, Ctrl-C: keep what was done so far. Only an
+            # interrupt checkpoints: after divergence the last good checkpoint stays.
             stopped = exc
+            if isinstance(exc, Interrupted):
+                self.save_checkpoint()
         finally:
             self.train_seconds = time.perf_counter() - t_start
             self.cpu_busy = psutil.cpu_percent(percpu=True)
@@ -271,6 +297,8 @@ class Trainer:
                 self.history.append(row)
                 if (step + 1) % self.eval_every == 0 or step + 1 == self.total_steps:
                     self._evaluate(row)
+                if c.checkpoint_every and (step + 1) % c.checkpoint_every == 0:
+                    self.save_checkpoint()
                 bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
                 bar.update()
         finally:
@@ -285,6 +313,21 @@ class Trainer:
             self.best = dict(test_acc=test_acc, step=row["step"], flat=self.model.flat.copy())
 
     # -- outputs ----------------------------------------------------------------
+    def save_checkpoint(self):
+        if self.out is None:
+            return
+        # Block Ctrl-C/TERM while writing: the rename is atomic anyway, but a signal
+        # mid-write would lose this checkpoint for nothing.
+        old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            checkpoint.save(self.out / checkpoint.FILENAME, model=self.model,
+                            optimizer=self.optimizer, step=len(self.history),
+                            history=self.history, evals=self.evals, best=self.best,
+                            config=dataclasses.asdict(self.cfg))
+        finally:
+            for s, handler in old.items():
+                signal.signal(s, handler)
+
     def config_record(self):
         return dict(settings=dataclasses.asdict(self.cfg), requested=dataclasses.asdict(self.requested),
                     model=dict(name=self.model.name, num_params=self.model.num_params,
