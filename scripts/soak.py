@@ -1,0 +1,105 @@
+#!/usr/bin/env python
+"""Soak test (not a unit test): survive many kills and still end with the same bytes.
+
+1. Train once without interruption (the reference).
+2. Train the same settings again while, repeatedly, a worker is SIGKILLed every
+   --worker-kill-every seconds and, every --coordinator-kill-every seconds, the
+   coordinator itself is SIGKILLed and the run is resumed with `partrain train --resume`.
+3. Compare every parameter of the two model.h5 files byte for byte.
+
+    python scripts/soak.py                      # ~2 minutes on 2 cores
+    -> prints the figures and writes results/soak.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import h5py
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def train_cmd(out, extra):
+    return [sys.executable, "-m", "partrain.cli", "train", "--out", str(out), "--no-progress",
+            *extra]
+
+
+def workers_of(proc):
+    try:
+        return [c for c in psutil.Process(proc.pid).children()
+                if "resource_tracker" not in " ".join(c.cmdline())]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--worker-kill-every", type=float, default=1.5, help="seconds")
+    ap.add_argument("--coordinator-kill-every", type=float, default=7.0, help="seconds")
+    ap.add_argument("--out", default=str(ROOT / "results" / "soak.json"))
+    args = ap.parse_args()
+    settings = ["--model", "lenet5", "--dataset", "digits32", "--epochs", str(args.epochs),
+                "--batch-size", "64", "--workers", "2", "--checkpoint-every", "5"]
+    tmp = Path(tempfile.mkdtemp(prefix="partrain-soak-"))
+    t0 = time.time()
+    subprocess.run(train_cmd(tmp / "reference", settings), check=True, stderr=subprocess.DEVNULL)
+    reference_seconds = time.time() - t0
+
+    out = tmp / "soaked"
+    worker_kills = coordinator_kills = 0
+    cmd = train_cmd(out, settings)
+    t0 = time.time()
+    while True:
+        proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        started = time.time()
+        next_worker_kill = started + args.worker_kill_every
+        while proc.poll() is None:
+            time.sleep(0.05)
+            now = time.time()
+            if now >= next_worker_kill:
+                kids = workers_of(proc)
+                if kids:
+                    kids[worker_kills % len(kids)].send_signal(signal.SIGKILL)
+                    worker_kills += 1
+                next_worker_kill = now + args.worker_kill_every
+            if now - started >= args.coordinator_kill_every and (out / "checkpoint.h5").exists():
+                proc.kill()
+                proc.wait()
+                coordinator_kills += 1
+                break
+        if proc.returncode == 0:
+            break
+        if proc.returncode not in (-signal.SIGKILL,):
+            sys.exit(f"soak: training exited with status {proc.returncode}")
+        cmd = [sys.executable, "-m", "partrain.cli", "train", "--resume", str(out), "--no-progress"]
+    soaked_seconds = time.time() - t0
+
+    with h5py.File(tmp / "reference" / "model.h5") as a, h5py.File(out / "model.h5") as b:
+        keys = [k for k in a if isinstance(a[k], h5py.Dataset)]
+        equal = all(a[k][()].tobytes() == b[k][()].tobytes() for k in keys)
+    metrics = json.loads((out / "metrics.json").read_text())
+    result = dict(steps=metrics["steps"], worker_kills=worker_kills,
+                  coordinator_kills_and_resumes=coordinator_kills,
+                  worker_replacements_in_last_leg=metrics["worker_replacements"],
+                  bytes_equal=equal, parameters_compared=len(keys),
+                  reference_seconds=round(reference_seconds, 1),
+                  soaked_seconds=round(soaked_seconds, 1),
+                  command="python scripts/soak.py " + " ".join(sys.argv[1:]))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    sys.exit(0 if equal else 1)
+
+
+if __name__ == "__main__":
+    main()
