@@ -126,3 +126,31 @@ def test_diverging_run_stops_with_one_line(tmp_path, capsys):
     assert len([l for l in err.splitlines() if "error" in l]) == 1 and "Warning" not in err
     metrics = json.loads((tmp_path / "d" / "metrics.json").read_text())
     assert metrics["completed"] is False and "diverged" in metrics["stopped_by"]
+
+
+def test_more_workers_than_cores_is_a_warning_not_an_error(tmp_path, capsys):
+    import os
+    many = (os.cpu_count() or 1) + 1
+    assert main(["train", "--model", "digits123", "--steps", "2", "--workers", str(many),
+                 "--out", str(tmp_path / "w"), "--no-progress"]) == 0
+    assert "warning" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_sigterm_checkpoints_and_exits_143(tmp_path):
+    import signal
+    import time
+    out = tmp_path / "term"
+    proc = subprocess.Popen([sys.executable, "-m", "partrain.cli", "train", "--model", "lenet5",
+                             "--dataset", "digits32", "--epochs", "50", "--workers", "2",
+                             "--out", str(out), "--no-progress"],
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not (out / "config.json").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "stopped by SIGTERM" in err and "--resume" in err and "Traceback" not in err
+    assert (out / "checkpoint.h5").exists() and (out / "model.h5").exists()
