@@ -189,9 +189,19 @@ class ProcessEngine(Engine):
         m.bind(a["params"])   # from now on the optimizer updates the shared copy in place
         self.specs = {k: s.spec for k, s in self.shared.items()}
         self.ctx = mp.get_context("spawn")   # no fork: the coordinator may hold threads
-        self.workers = [_Worker(self.ctx, i, self.specs, m.spec) for i in range(self.num_workers)]
-        for w in self.workers:
-            w.wait_ready()
+        self.workers = [self._spawn(i) for i in range(self.num_workers)]
+
+    def _spawn(self, worker_id, attempts=3):
+        """Start a worker and wait until it is ready; one killed while starting is retried."""
+        for attempt in range(attempts):
+            w = _Worker(self.ctx, worker_id, self.specs, self.model.spec)
+            try:
+                w.wait_ready()
+                return w
+            except PartrainError:
+                w.stop()
+                if attempt == attempts - 1:
+                    raise
 
     def close(self):
         for w in self.workers:
@@ -266,8 +276,7 @@ class ProcessEngine(Engine):
         old = self.workers[worker_id]
         old.proc.join(timeout=1)
         old.conn.close()
-        new = _Worker(self.ctx, worker_id, self.specs, self.model.spec)
-        new.wait_ready()
+        new = self._spawn(worker_id)
         self.workers[worker_id] = new
         self.replacements += 1
         new.conn.send(("chunks", self.step_id, run))
