@@ -60,7 +60,8 @@ def main():
     cmd = train_cmd(out, settings)
     t0 = time.time()
     while True:
-        proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        log = open(tmp / f"leg{coordinator_kills}.log", "w")
+        proc = subprocess.Popen(cmd, stderr=log, stdout=log)
         started = time.time()
         next_worker_kill = started + args.worker_kill_every
         while proc.poll() is None:
@@ -79,8 +80,10 @@ def main():
                 break
         if proc.returncode == 0:
             break
+        log.close()
         if proc.returncode not in (-signal.SIGKILL,):
-            sys.exit(f"soak: training exited with status {proc.returncode}")
+            last = (tmp / f"leg{coordinator_kills}.log").read_text().strip().splitlines()[-1:]
+            sys.exit(f"soak: training exited with status {proc.returncode}: {' '.join(last)}")
         cmd = [sys.executable, "-m", "partrain.cli", "train", "--resume", str(out), "--no-progress"]
     soaked_seconds = time.time() - t0
 

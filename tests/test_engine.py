@@ -23,8 +23,9 @@ from partrain.errors import WorkerError
 from partrain.trainer import TrainConfig, Trainer
 
 
-def shm_segments():
-    return set(glob.glob("/dev/shm/psm_*"))
+def shm_segments(pid=None):
+    """Shared-memory segments created by process ``pid`` (default: this one)."""
+    return set(glob.glob(f"/dev/shm/partrain-{pid or os.getpid()}-*"))
 
 
 def train_params(tmp_path, tag, **kw):
@@ -165,16 +166,16 @@ def _wait_for_workers(proc, n=2, timeout=60):
 
 @pytest.mark.slow
 def test_sigint_stops_cleanly_with_one_line_and_no_leftovers(tmp_path):
-    before = shm_segments()
     proc = _start_cli(tmp_path)
     workers = _wait_for_workers(proc)
+    assert len(shm_segments(proc.pid)) == 6
     time.sleep(2.0)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
     assert "Traceback" not in err
     assert "stopped by SIGINT" in err
-    assert shm_segments() == before
+    assert shm_segments(proc.pid) == set()
     psutil.wait_procs(workers, timeout=5)
     assert not any(w.is_running() and w.status() != "zombie" for w in workers)
 
@@ -188,3 +189,20 @@ def test_workers_exit_when_the_coordinator_is_killed(tmp_path):
     proc.wait()
     gone, alive = psutil.wait_procs(workers, timeout=15)
     assert not alive, "orphaned workers"
+
+
+def test_worker_killed_between_steps_is_replaced():
+    model = partrain.build_model("digits123", seed=0)
+    X, y = partrain.load_dataset("digits123")
+    ref_model = partrain.build_model("digits123", seed=0)
+    with make_engine("serial", ref_model, X, y, chunk_size=8) as serial:
+        _, ref = serial.gradient(np.arange(96))
+        ref = ref.copy()
+    with make_engine("process", model, X, y, chunk_size=8, workers=2) as engine:
+        engine.gradient(np.arange(96))
+        pid = engine.worker_pids[1]
+        os.kill(pid, signal.SIGKILL)
+        psutil.Process(pid).wait(timeout=5)   # dead before the next send
+        _, grad = engine.gradient(np.arange(96))
+        assert engine.replacements == 1
+        assert grad.tobytes() == ref.tobytes()

@@ -28,6 +28,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import resource
+import secrets
 import signal
 import time
 import traceback
@@ -53,6 +54,10 @@ class SharedArray:
         dtype = np.dtype(dtype)
         size = max(int(np.prod(shape)) * dtype.itemsize, 1)
         self.owner = name is None
+        if self.owner:
+            # Unpredictable (a random token) but attributable: the owner's pid says whose
+            # segment it is, for anyone looking for leftovers in /dev/shm.
+            name = f"partrain-{os.getpid()}-{secrets.token_hex(8)}"
         self.shm = SharedMemory(name=name, create=self.owner, size=size if self.owner else 0)
         self.array = np.ndarray(shape, dtype=dtype, buffer=self.shm.buf)
         self.spec = (self.shm.name, tuple(shape), dtype.str)
@@ -239,10 +244,14 @@ class ProcessEngine(Engine):
         a["indices"][: len(indices)] = indices
         runs = self.assign(chunks)
         pending = {}
-        for w, run in zip(self.workers, runs):
+        for w, run in zip(list(self.workers), runs):
             if run:
-                w.conn.send(("chunks", self.step_id, run))
                 pending[w.id] = run
+                try:
+                    w.conn.send(("chunks", self.step_id, run))
+                except (BrokenPipeError, ConnectionResetError):
+                    # Died between steps: same recovery as dying mid-step.
+                    self._replace(w.id, run)
         compute = {}
         while pending:
             busy = [self.workers[i] for i in pending]
