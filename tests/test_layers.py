@@ -29,48 +29,86 @@ def check_layer(layer, x, rng):
         assert rel_error(grads[name], numeric_grad(f, p)) < TOL, name
 
 
-@pytest.mark.parametrize("stride,pad", [(1, 0), (2, 1), (1, 2), (3, 0)])
-def test_conv_gradients(stride, pad):
+METHODS = ["im2col", "fft"]
+
+
+@pytest.mark.parametrize("method,stride,pad", [
+    ("im2col", 1, 0), ("im2col", 2, 1), ("im2col", 1, 2), ("im2col", 3, 0),
+    ("fft", 1, 0), ("fft", 1, 2),
+])
+def test_conv_gradients(method, stride, pad):
     rng = np.random.default_rng(0)
-    check_layer(L.Conv2D(3, 4, 3, stride=stride, pad=pad), rng.standard_normal((2, 3, 7, 7)), rng)
+    layer = L.Conv2D(3, 4, 3, stride=stride, pad=pad, method=method)
+    check_layer(layer, rng.standard_normal((2, 3, 7, 7)), rng)
 
 
-def test_conv_with_connection_table_gradients():
+@pytest.mark.parametrize("method", METHODS)
+def test_conv_with_connection_table_gradients(method):
     rng = np.random.default_rng(1)
     table = [[0, 1], [1, 2], [0, 2], [0, 1, 2]]
-    layer = L.Conv2D(3, 4, 3, table=table)
+    layer = L.Conv2D(3, 4, 3, table=table, method=method)
     assert layer.param_shapes()["W"] == (9, 3, 3)   # 9 connected kernels, not 12
     check_layer(layer, rng.standard_normal((2, 3, 6, 6)), rng)
 
 
-def test_conv_without_bias_has_only_weights():
+@pytest.mark.parametrize("method", METHODS)
+def test_conv_without_bias_has_only_weights(method):
     rng = np.random.default_rng(2)
-    layer = L.Conv2D(2, 3, 2, bias=False)
+    layer = L.Conv2D(2, 3, 2, bias=False, method=method)
     assert set(layer.param_shapes()) == {"W"}
     check_layer(layer, rng.standard_normal((2, 2, 5, 5)), rng)
 
 
-def test_conv_matches_direct_sum():
+@pytest.mark.parametrize("method,stride", [("im2col", 2), ("im2col", 1), ("fft", 1)])
+def test_conv_matches_direct_sum(method, stride):
     rng = np.random.default_rng(3)
     x = rng.standard_normal((2, 3, 6, 7))
-    layer = L.Conv2D(3, 2, 3, stride=2, pad=1)
+    layer = L.Conv2D(3, 2, 3, stride=stride, pad=1, method=method)
     layer.params = {"W": rng.standard_normal((2, 3, 3, 3)), "b": rng.standard_normal(2)}
     y, _ = layer.forward(x)
     xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
     expect = np.zeros_like(y)
+    s = stride
     for n in range(2):
         for f in range(2):
             for i in range(y.shape[2]):
                 for j in range(y.shape[3]):
-                    patch = xp[n, :, 2 * i : 2 * i + 3, 2 * j : 2 * j + 3]
+                    patch = xp[n, :, s * i : s * i + 3, s * j : s * j + 3]
                     expect[n, f, i, j] = np.sum(patch * layer.params["W"][f]) + layer.params["b"][f]
     np.testing.assert_allclose(y, expect, rtol=1e-12, atol=1e-12)
 
 
-def test_connection_table_equals_masked_dense_conv():
+def test_fft_and_im2col_agree_on_lenet5_cat_shapes():
+    """C1 and C3 of LeNet-5-cat (9x9 kernels, C3's table): same outputs and gradients."""
+    rng = np.random.default_rng(10)
+    for cin, cout, size, table in [(3, 6, 64, None), (6, 16, 28, [[0, 1, 2]] * 8 + [[3, 4, 5]] * 8)]:
+        x = rng.random((3, cin, size, size))
+        a = L.Conv2D(cin, cout, 9, table=table, method="im2col")
+        b = L.Conv2D(cin, cout, 9, table=table, method="fft")
+        params = {k: rng.standard_normal(s) for k, s in a.param_shapes().items()}
+        a.params, b.params = params, params
+        (ya, ca), (yb, cb) = a.forward(x), b.forward(x)
+        np.testing.assert_allclose(yb, ya, rtol=1e-9, atol=1e-9)
+        dy = rng.standard_normal(ya.shape)
+        (dxa, ga), (dxb, gb) = a.backward(dy, ca), b.backward(dy, cb)
+        np.testing.assert_allclose(dxb, dxa, rtol=1e-9, atol=1e-9)
+        for key in ga:
+            np.testing.assert_allclose(gb[key], ga[key], rtol=1e-9, atol=1e-8)
+
+
+def test_conv_method_auto_uses_fft_for_many_taps_only():
+    assert L.Conv2D(3, 6, 9).method == "fft"              # 243 taps per output
+    assert L.Conv2D(1, 20, 9).method == "im2col"          # 81
+    assert L.Conv2D(3, 6, 9, stride=2).method == "im2col"
+    with pytest.raises(ValueError, match="stride"):
+        L.Conv2D(3, 6, 9, stride=2, method="fft")
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_connection_table_equals_masked_dense_conv(method):
     rng = np.random.default_rng(4)
     table = [[0], [0, 1], [1]]
-    sparse = L.Conv2D(2, 3, 3, table=table, bias=False)
+    sparse = L.Conv2D(2, 3, 3, table=table, bias=False, method=method)
     sparse.params = {"W": rng.standard_normal((4, 3, 3))}
     dense = L.Conv2D(2, 3, 3, bias=False)
     W = np.zeros((3, 2, 3, 3))
@@ -96,6 +134,14 @@ def test_maxpool_routes_gradient_to_the_maximum():
     assert y.item() == 5.0
     dx, _ = layer.backward(np.ones_like(y), cache)
     np.testing.assert_array_equal(dx, [[[[0, 1], [0, 0]]]])
+
+
+def test_maxpool_sends_a_tied_gradient_to_the_first_maximum_only():
+    # All zeros, as after a ReLU: the window's gradient must not be counted four times.
+    layer = L.MaxPool2D(2)
+    y, cache = layer.forward(np.zeros((1, 1, 2, 2)))
+    dx, _ = layer.backward(np.full_like(y, 3.0), cache)
+    np.testing.assert_array_equal(dx, [[[[3, 0], [0, 0]]]])
 
 
 @pytest.mark.parametrize("window,stride", [(2, 2), (3, 1), (2, 3)])
@@ -124,9 +170,10 @@ def test_sigmoid_is_stable_for_large_inputs():
     np.testing.assert_array_equal(y, [0.0, 0.5, 1.0])
 
 
-def test_float32_in_float32_out():
+@pytest.mark.parametrize("method", METHODS)
+def test_float32_in_float32_out(method):
     rng = np.random.default_rng(9)
-    layer = L.Conv2D(1, 2, 3)
+    layer = L.Conv2D(1, 2, 3, method=method)
     layer.params = {"W": rng.standard_normal((2, 1, 3, 3)).astype(np.float32),
                     "b": np.zeros(2, np.float32)}
     y, cache = layer.forward(rng.standard_normal((2, 1, 5, 5)).astype(np.float32))
@@ -135,8 +182,9 @@ def test_float32_in_float32_out():
     assert dx.dtype == grads["W"].dtype == np.float32
 
 
-def test_first_layer_skips_input_gradient():
-    layer = L.Conv2D(1, 1, 2)
+@pytest.mark.parametrize("method", METHODS)
+def test_first_layer_skips_input_gradient(method):
+    layer = L.Conv2D(1, 1, 2, method=method)
     layer.params = {"W": np.ones((1, 1, 2, 2)), "b": np.zeros(1)}
     layer.need_dx = False
     y, cache = layer.forward(np.ones((1, 1, 3, 3)))

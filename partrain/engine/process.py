@@ -38,7 +38,7 @@ from multiprocessing.shared_memory import SharedMemory
 import numpy as np
 
 from ..errors import PartrainError, WorkerError
-from .base import Engine, compute_chunk, one_blas_thread
+from .base import Engine, compute_chunk, keep_freed_memory, one_blas_thread
 
 WAIT_SECONDS = 1.0       # how often the coordinator looks for dead workers while waiting
 START_TIMEOUT = 120.0    # a worker that is not ready by then is reported, not waited for
@@ -87,6 +87,7 @@ def _peak_rss_bytes():
 def _worker_main(worker_id, conn, specs, model_spec):
     """Entry point of a worker process (module level so that spawn can import it)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    keep_freed_memory()
     from ..models import build_model
 
     shared = {key: SharedArray.attach(spec) for key, spec in specs.items()}

@@ -12,7 +12,7 @@ import numpy as np
 
 from threadpoolctl import threadpool_limits
 
-from .base import Engine, compute_chunk
+from .base import Engine, compute_chunk, keep_freed_memory
 
 
 class SerialEngine(Engine):
@@ -26,6 +26,10 @@ class SerialEngine(Engine):
         self.slots = np.empty((self.max_chunks, model.num_params), model.dtype)
         self.losses = np.zeros(self.max_chunks)
         self.workers = 1
+
+    def start(self):
+        keep_freed_memory()   # the coordinator computes every chunk itself
+        return self
 
     def _compute_chunks(self, indices, chunks):
         t0 = time.perf_counter()

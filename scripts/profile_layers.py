@@ -1,0 +1,64 @@
+"""Where a chunk's time goes: forward and backward of every layer of a preset, one BLAS
+thread, median over repeats (milliseconds per chunk).
+
+    python scripts/profile_layers.py --model lenet5-cat --chunk 8 --dtype float32
+
+Random inputs of the preset's shape are enough: every layer's cost depends on shapes,
+not values. Benchmarks are not tests; this prints, it asserts nothing.
+"""
+
+import argparse
+import time
+
+import numpy as np
+
+from partrain.engine.base import keep_freed_memory, one_blas_thread
+from partrain.models import build_model
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="lenet5-cat")
+    ap.add_argument("--chunk", type=int, default=8, help="samples per chunk")
+    ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    ap.add_argument("--repeats", type=int, default=15)
+    args = ap.parse_args()
+
+    keep_freed_memory()   # as every engine process does
+    model = build_model(args.model, dtype=args.dtype)
+    rng = np.random.default_rng(0)
+    X = rng.random((args.chunk,) + model.input_shape).astype(model.dtype)
+    y = rng.integers(0, model.num_classes, args.chunk)
+    fwd = {name: [] for name in model.layer_names}
+    bwd = {name: [] for name in model.layer_names}
+    total = []
+    with one_blas_thread():
+        for _ in range(args.repeats + 1):
+            t_start = time.perf_counter()
+            out, caches = X, []
+            for name, layer in zip(model.layer_names, model.layers):
+                t0 = time.perf_counter()
+                out, cache = layer.forward(out)
+                fwd[name].append(time.perf_counter() - t0)
+                caches.append(cache)
+            _, d = model.loss(out, y)
+            for i in range(len(model.layers) - 1, -1, -1):
+                t0 = time.perf_counter()
+                d, _ = model.layers[i].backward(d, caches[i])
+                bwd[model.layer_names[i]].append(time.perf_counter() - t0)
+            total.append(time.perf_counter() - t_start)
+
+    def ms(values):
+        return 1e3 * float(np.median(values[1:]))   # the first repeat warms caches
+
+    print(f"{args.model}, {args.dtype}, chunk of {args.chunk}: ms per chunk (median of "
+          f"{args.repeats})")
+    print(f"  {'layer':<6} {'kind':<44} {'forward':>8} {'backward':>9}")
+    for name, layer in zip(model.layer_names, model.layers):
+        print(f"  {name:<6} {layer.describe():<44} {ms(fwd[name]):8.2f} {ms(bwd[name]):9.2f}")
+    print(f"  total forward+backward+loss: {ms(total):.2f} ms per chunk, "
+          f"{ms(total) / args.chunk:.3f} ms per sample")
+
+
+if __name__ == "__main__":
+    main()
