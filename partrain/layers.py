@@ -169,6 +169,7 @@ class Conv2D(Layer):
             raise ValueError(f"method must be 'im2col', 'fft' (stride 1) or 'auto', "
                              f"got {method!r} with stride {stride}")
         self.method = method
+        self._weight_fft_memo = None   # (fft size, W it was computed from, its transform)
         if table is not None:
             pairs = [(o, i) for o, inputs in enumerate(table) for i in inputs]
             if len(table) != out_channels or any(not 0 <= i < in_channels for _, i in pairs):
@@ -210,9 +211,14 @@ class Conv2D(Layer):
         dense[self.table_out, self.table_in] = W
         return dense
 
-    def _weight_grads(self, dWd, dy):
-        """dWd: (C_out, C_in, k, k) dense gradient -> grads keyed like params."""
-        grads = {"W": dWd if self.table_out is None else dWd[self.table_out, self.table_in]}
+    def _connected(self, dense):
+        """(C_out, C_in, ...) -> the entries that are parameters: (n_connections, ...)
+        with a connection table, all of them otherwise."""
+        return dense if self.table_out is None else dense[self.table_out, self.table_in]
+
+    def _weight_grads(self, dW, dy):
+        """dW: gradient of the parameter W (already reduced to the connected kernels)."""
+        grads = {"W": dW}
         if self.bias:
             grads["b"] = dy.sum(axis=(0, 2, 3))
         return grads
@@ -252,7 +258,7 @@ class Conv2D(Layer):
         N, _, oh, ow = dy.shape
         dy2 = dy.transpose(0, 2, 3, 1).reshape(N * oh * ow, self.cout)
         dWd = (dy2.T @ cols).reshape(self.cout, self.cin, self.k, self.k)
-        grads = self._weight_grads(dWd, dy)
+        grads = self._weight_grads(self._connected(dWd), dy)
         dx = None
         if self.need_dx:
             # (C_in k k, N oh ow): each kernel offset's gradient is a contiguous slab,
@@ -275,7 +281,7 @@ class Conv2D(Layer):
         s = (scipy.fft.next_fast_len(hp, True), scipy.fft.next_fast_len(wp, True))
         oh, ow = hp - self.k + 1, wp - self.k + 1
         Xf = scipy.fft.rfft2(xp, s=s)                             # (N, C_in, s0, s1//2+1)
-        Wf = scipy.fft.rfft2(self._dense_weight(), s=s)           # (C_out, C_in, ...)
+        Wf = self._weight_fft(s)                                  # (C_out, C_in, ...)
         y = scipy.fft.irfft2(mix_channels(Xf, Wf.conj()), s=s)[:, :, :oh, :ow]
         y = y + self.params["b"][:, None, None] if self.bias else np.ascontiguousarray(y)
         return y, (xp.shape, s, Xf, Wf)
@@ -283,15 +289,32 @@ class Conv2D(Layer):
     def _backward_fft(self, dy, cache):
         (_, _, hp, wp), s, Xf, Wf = cache
         dYf = scipy.fft.rfft2(dy, s=s)                            # (N, C_out, ...)
-        # Sum over the batch in frequency space: one inverse transform per kernel.
-        dWf = mix_channels(dYf.conj().swapaxes(0, 1), Xf.swapaxes(0, 1))
-        dWd = scipy.fft.irfft2(dWf, s=s)[:, :, : self.k, : self.k]
-        grads = self._weight_grads(np.ascontiguousarray(dWd), dy)
+        # Sum over the batch in frequency space, then one inverse transform per
+        # connected kernel (60 of LeNet-5's 96 C3 pairs).
+        dWf = self._connected(mix_channels(dYf.conj().swapaxes(0, 1), Xf.swapaxes(0, 1)))
+        dW = scipy.fft.irfft2(dWf, s=s)[..., : self.k, : self.k]
+        grads = self._weight_grads(np.ascontiguousarray(dW), dy)
         dx = None
         if self.need_dx:
             dxp = scipy.fft.irfft2(mix_channels(dYf, Wf.swapaxes(0, 1)), s=s)[:, :, :hp, :wp]
             dx = self._crop_pad(dxp)
         return dx, grads
+
+    def _weight_fft(self, s):
+        """rfft2 of the dense kernels at size s, recomputed only when W has changed.
+
+        Every chunk of a step uses the same weights, so a worker transforms them once
+        per step instead of once per chunk. The check compares values (a few thousand
+        numbers), so the memo can never serve stale weights.
+        """
+        W = self.params["W"]
+        memo = self._weight_fft_memo
+        if memo is not None and memo[0] == s and memo[1].dtype == W.dtype \
+                and np.array_equal(memo[1], W):
+            return memo[2]
+        Wf = scipy.fft.rfft2(self._dense_weight(), s=s)
+        self._weight_fft_memo = (s, W.copy(), Wf)
+        return Wf
 
     def describe(self):
         conn = f", {len(self.table_out)} connections" if self.table_out is not None else ""
@@ -334,6 +357,13 @@ class _Pool(Layer):
         return [(slice(None), slice(None), slice(i, i + st * (oh - 1) + 1, st),
                  slice(j, j + st * (ow - 1) + 1, st)) for i in range(k) for j in range(k)]
 
+    def _new_dx(self, x_shape, dtype):
+        """Input-gradient buffer: zeros unless the windows tile x exactly without
+        overlapping (then every element gets written once)."""
+        k, st = self.window, self.stride
+        tiles = st == k and x_shape[2] % k == 0 and x_shape[3] % k == 0
+        return np.empty(x_shape, dtype) if tiles else np.zeros(x_shape, dtype)
+
     def describe(self):
         return f"{type(self).__name__}({self.window}x{self.window}, stride {self.stride})"
 
@@ -351,19 +381,22 @@ class MaxPool2D(_Pool):
             np.maximum(y, x[sl], out=y)
         # Route each window's gradient to its first maximum (what argmax picks), so a
         # tie -- common after a ReLU -- is not counted twice.
+        routes = np.empty((len(offsets),) + y.shape, dtype=bool)   # (k*k, N, C, oh, ow)
         unclaimed = np.ones(y.shape, dtype=bool)
-        routes = []
-        for sl in offsets:
-            hit = (x[sl] == y) & unclaimed
-            unclaimed &= ~hit
-            routes.append(hit)
+        for hit, sl in zip(routes, offsets):
+            np.equal(x[sl], y, out=hit)
+            hit &= unclaimed
+            unclaimed ^= hit
         return y, (x.shape, routes)
 
     def backward(self, dy, cache):
         x_shape, routes = cache
-        dx = np.zeros(x_shape, dtype=dy.dtype)
+        dx = self._new_dx(x_shape, dy.dtype)
         for sl, hit in zip(self._offsets(x_shape), routes):
-            dx[sl] += dy * hit
+            if self.stride < self.window:      # overlapping windows share pixels
+                dx[sl] += dy * hit
+            else:
+                np.multiply(dy, hit, out=dx[sl])
         return dx, {}
 
 
@@ -384,9 +417,12 @@ class AvgPool2D(_Pool):
     def backward(self, dy, x_shape):
         offsets = self._offsets(x_shape)
         share = dy * (1.0 / len(offsets))
-        dx = np.zeros(x_shape, dtype=dy.dtype)
+        dx = self._new_dx(x_shape, dy.dtype)
         for sl in offsets:
-            dx[sl] += share
+            if self.stride < self.window:
+                dx[sl] += share
+            else:
+                dx[sl] = share
         return dx, {}
 
 
@@ -394,8 +430,7 @@ class ReLU(Layer):
     """max(x, 0), any shape. The gradient passes where x > 0."""
 
     def forward(self, x):
-        mask = x > 0
-        return x * mask, mask
+        return np.maximum(x, 0), x > 0
 
     def backward(self, dy, mask):
         return dy * mask, {}

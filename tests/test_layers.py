@@ -96,6 +96,20 @@ def test_fft_and_im2col_agree_on_lenet5_cat_shapes():
             np.testing.assert_allclose(gb[key], ga[key], rtol=1e-9, atol=1e-8)
 
 
+def test_fft_conv_sees_weights_updated_in_place():
+    """The optimizer updates W in place between steps; the cached kernel transform
+    must follow it."""
+    rng = np.random.default_rng(11)
+    layer = L.Conv2D(2, 3, 5, method="fft")
+    layer.params = {"W": rng.standard_normal((3, 2, 5, 5)), "b": np.zeros(3)}
+    x = rng.standard_normal((2, 2, 9, 9))
+    layer.forward(x)
+    layer.params["W"][0, 1, 2, 3] += 0.5
+    fresh = L.Conv2D(2, 3, 5, method="fft")
+    fresh.params = {k: v.copy() for k, v in layer.params.items()}
+    np.testing.assert_array_equal(layer.forward(x)[0], fresh.forward(x)[0])
+
+
 def test_conv_method_auto_uses_fft_for_many_taps_only():
     assert L.Conv2D(3, 6, 9).method == "fft"              # 243 taps per output
     assert L.Conv2D(1, 20, 9).method == "im2col"          # 81
