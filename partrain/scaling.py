@@ -53,12 +53,26 @@ def hardware_ceiling(workers, rounds=3):
     return statistics.median(ratios)
 
 
-def fit_serial_fraction(workers, seconds):
-    """Least-squares Amdahl fit of T(w) = a + b / w; returns (T1 = a + b, s = a / T1)."""
-    A = np.stack([np.ones(len(workers)), 1 / np.asarray(workers, float)], axis=1)
+def parallel_share(workers, chunks):
+    """Fraction of the one-worker parallel time that w workers still take: the busiest
+    worker computes ceil(chunks / w) of the chunks."""
+    return np.array([-(-chunks // w) / chunks for w in np.atleast_1d(workers)])
+
+
+def fit_serial_fraction(workers, seconds, chunks):
+    """Least-squares Amdahl fit of T(w) = a + b * ceil(chunks / w) / chunks.
+
+    Returns (T1 = a + b, s = a / T1), the one-worker time and the serial fraction.
+    """
+    A = np.stack([np.ones(len(workers)), parallel_share(workers, chunks)], axis=1)
     (a, b), *_ = np.linalg.lstsq(A, np.asarray(seconds, float), rcond=None)
     a = max(a, 0.0)
     return a + b, a / (a + b)
+
+
+def project(t1, s, workers, chunks):
+    """Step seconds the fitted model predicts for ``workers``: (len(workers),)."""
+    return t1 * (s + (1 - s) * parallel_share(workers, chunks))
 
 
 def torch_step_seconds(model, X, y, threads, repeats):
@@ -185,14 +199,22 @@ def _write(result, out: Path, name, workers):
         pts = [(r["workers"], r["step_seconds_median"]) for r in rows
                if r["batch"] == batch and r["config"].endswith("workers")]
         if len(pts) >= 2:
-            t1, s = fit_serial_fraction(*zip(*pts))
-            proj = {n: t1 * (s + (1 - s) / n) for n in (16, 64)}
+            chunks = -(-batch // rows[0]["chunk_size"])
+            t1, s = fit_serial_fraction(*zip(*pts), chunks)
+            # The parallel part comes in whole chunks, so workers beyond the chunk
+            # count add nothing.
+            proj = dict(zip((16, 64), project(t1, s, [16, 64], chunks)))
             lines += ["", f"Cost model, batch {batch}: T(w) = {t1:.4f} s x ({s:.4f} + "
-                      f"{1 - s:.4f} / w), serial fraction s = {s:.4f} (least-squares Amdahl fit).",
+                      f"{1 - s:.4f} x ceil({chunks} / w) / {chunks}), serial fraction "
+                      f"s = {s:.4f} (least-squares Amdahl fit over {chunks} chunks of "
+                      f"{rows[0]['chunk_size']}).",
                       f"PROJECTION, not measured: 16 cores {proj[16]:.4f} s/step "
                       f"({t1 / proj[16]:.1f}x), 64 cores {proj[64]:.4f} s/step "
-                      f"({t1 / proj[64]:.1f}x); chunk granularity ({rows[0]['chunk_size']} "
-                      f"samples) caps workers at {-(-batch // rows[0]['chunk_size'])}."]
+                      f"({t1 / proj[64]:.1f}x)."]
+            if s == 0:
+                lines.append("The fit found no serial part (the measured speedup was at or "
+                             "above ideal, within this machine's noise): the projection "
+                             "is an upper bound.")
     write_text(out / f"{name}.md", "\n".join(lines) + "\n")
     _plot(out / f"{name}.png", result, workers)
 
