@@ -53,9 +53,9 @@ def main():
 
     print(f"{args.model}, {args.dtype}, chunk of {args.chunk}: ms per chunk (median of "
           f"{args.repeats})")
-    print(f"  {'layer':<6} {'kind':<44} {'forward':>8} {'backward':>9}")
+    print(f"  {'layer':<6} {'kind':<62} {'forward':>8} {'backward':>9}")
     for name, layer in zip(model.layer_names, model.layers):
-        print(f"  {name:<6} {layer.describe():<44} {ms(fwd[name]):8.2f} {ms(bwd[name]):9.2f}")
+        print(f"  {name:<6} {layer.describe():<62} {ms(fwd[name]):8.2f} {ms(bwd[name]):9.2f}")
     print(f"  total forward+backward+loss: {ms(total):.2f} ms per chunk, "
           f"{ms(total) / args.chunk:.3f} ms per sample")
 

@@ -23,6 +23,9 @@ from partrain.errors import WorkerError
 from partrain.trainer import TrainConfig, Trainer
 
 
+SEGMENTS_PER_ENGINE = 7   # X, y, params, grad, slots, losses, indices
+
+
 def shm_segments(pid=None):
     """Shared-memory segments created by process ``pid`` (default: this one)."""
     return set(glob.glob(f"/dev/shm/partrain-{pid or os.getpid()}-*"))
@@ -140,7 +143,7 @@ def test_no_shared_memory_left_after_normal_exit_and_exception(tmp_path):
     with pytest.raises(RuntimeError):
         with make_engine("process", model, X, y, chunk_size=8, workers=2) as engine:
             engine.gradient(np.arange(10))
-            assert len(shm_segments() - before) == 6
+            assert len(shm_segments() - before) == SEGMENTS_PER_ENGINE
             raise RuntimeError("boom")
     assert shm_segments() == before
     assert model.flat.base is None or not isinstance(model.flat.base, memoryview)
@@ -168,7 +171,7 @@ def _wait_for_workers(proc, n=2, timeout=60):
 def test_sigint_stops_cleanly_with_one_line_and_no_leftovers(tmp_path):
     proc = _start_cli(tmp_path)
     workers = _wait_for_workers(proc)
-    assert len(shm_segments(proc.pid)) == 6
+    assert len(shm_segments(proc.pid)) == SEGMENTS_PER_ENGINE
     time.sleep(2.0)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
@@ -206,3 +209,24 @@ def test_worker_killed_between_steps_is_replaced():
         _, grad = engine.gradient(np.arange(96))
         assert engine.replacements == 1
         assert grad.tobytes() == ref.tobytes()
+
+
+def test_worker_killed_before_the_reduction_is_replaced_and_sums_its_range():
+    """Workers also sum the chunk gradients, each over its range of parameters; one
+    dying between the two phases of a step is replaced and given its range again."""
+    model = partrain.build_model("digits123", seed=0)
+    X, y = partrain.load_dataset("digits123")
+    ref_model = partrain.build_model("digits123", seed=0)
+    with make_engine("serial", ref_model, X, y, chunk_size=8) as serial:
+        ref_loss, ref = serial.gradient(np.arange(96))
+        ref = ref.copy()
+    with make_engine("process", model, X, y, chunk_size=8, workers=2) as engine:
+        engine.step_id += 1
+        chunks = chunk_bounds(96, 8)
+        slots, losses, _ = engine._compute_chunks(np.arange(96), chunks)
+        pid = engine.worker_pids[0]
+        os.kill(pid, signal.SIGKILL)
+        psutil.Process(pid).wait(timeout=5)
+        loss = engine._reduce(slots, losses, 96)
+        assert engine.replacements == 1
+        assert loss == ref_loss and engine.grad.tobytes() == ref.tobytes()

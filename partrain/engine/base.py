@@ -3,10 +3,11 @@
 A step's batch (an index array into the training set) is cut into fixed-size chunks
 of ``chunk_size`` samples, independent of how many workers there are. Whoever
 computes a chunk writes its loss **sum** and gradient **sum** into that chunk's slot;
-the coordinator then adds the slots in chunk order and divides by the batch size
-once (:meth:`Engine._reduce`). The same chunks, summed in the same order, give the
-same bits whichever process computed them, so serial and any number of workers agree
-exactly.
+the slots are then added in chunk order and divided by the batch size once
+(:func:`sum_chunks`). The same chunks, summed in the same order, give the same bits
+whichever process computed them, so serial and any number of workers agree exactly.
+The sum is elementwise, so it may also be split by parameter range across processes
+(the process backend does) without changing a bit.
 """
 
 from __future__ import annotations
@@ -90,15 +91,30 @@ class Engine:
         raise NotImplementedError
 
     def _reduce(self, slots, losses, n):
-        """Add chunk sums in chunk order, divide by n once: the same bits for every backend."""
-        np.copyto(self.grad, slots[0])
-        for slot in slots[1:]:
-            self.grad += slot
-        self.grad /= n
-        loss_sum = 0.0
-        for value in losses:
-            loss_sum += float(value)
-        return loss_sum / n
+        """Mean loss and mean gradient (into self.grad) from the chunk sums."""
+        sum_chunks(slots, n, out=self.grad)
+        return mean_loss(losses, n)
+
+
+def sum_chunks(slots, n, out):
+    """out = (slots[0] + slots[1] + ... in chunk order) / n: the one reduction.
+
+    slots: (n_chunks, P) gradient sums, or any column range of them; out: (P,).
+    Every backend computes each element this way, so every backend gets the same bits.
+    """
+    np.copyto(out, slots[0])
+    for slot in slots[1:]:
+        out += slot
+    out /= n
+    return out
+
+
+def mean_loss(losses, n):
+    """Chunk loss sums (float64) added in chunk order, divided by n."""
+    loss_sum = 0.0
+    for value in losses:
+        loss_sum += float(value)
+    return loss_sum / n
 
 
 def compute_chunk(model, X, y, indices, grad_out):

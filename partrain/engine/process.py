@@ -7,17 +7,26 @@ Layout in shared memory (POSIX segments with random names, created once per run)
   it, so the optimizer's in-place update *is* the broadcast.
 * ``slots`` (max_chunks, P) and ``losses`` (max_chunks,): one gradient sum and loss sum
   per chunk, written by whichever worker computed it.
+* ``grad`` (P,): the step's mean gradient, which the trainer reads.
 * ``indices`` (max_batch,): the step's sample indices.
 
-Per step a worker receives one small message over its pipe, ``("chunks", step,
-[(chunk, lo, hi), ...])`` (positions into ``indices``), and answers ``("done", step,
-seconds, peak_rss)``. A worker owns a contiguous run of chunks holding about 1/W of the
-samples. Measured on 2 cores, a pipe message plus shared memory costs ~0.3 ms a step;
-a joblib call per step ~10 ms, which is why joblib is not the per-step transport.
+A step is two small messages to each worker over its pipe:
+
+1. ``("chunks", step, [(chunk, lo, hi), ...])`` (positions into ``indices``), answered
+   by ``("done", step, seconds, peak_rss)``. A worker owns a contiguous run of chunks
+   holding about 1/W of the samples.
+2. ``("reduce", step, n_chunks, batch, p_lo, p_hi)``: the worker adds every chunk's
+   gradient over its 1/W of the parameter range, in chunk order, into ``grad``
+   (answered ``("reduced", step, seconds, peak_rss)``). The sum is elementwise, so
+   splitting it by parameter range gives the same bits as one process summing it all,
+   and the coordinator's serial share of a step no longer grows with the chunk count.
+
+Measured on 2 cores, a pipe message plus shared memory costs ~0.3 ms a step; a joblib
+call per step ~10 ms, which is why joblib is not the per-step transport.
 
 Failure handling: the coordinator waits on pipes *and* process sentinels with a
 one-second timeout, so a killed worker is noticed at once; it is replaced and its
-chunks recomputed (same chunks, same bits). Workers ignore SIGINT (the coordinator
+message sent again (same chunks or the same sums, same bits). Workers ignore SIGINT (the coordinator
 handles Ctrl-C for everyone) and exit when their pipe closes, so a dead coordinator
 leaves no orphans; the resource tracker that multiprocessing starts unlinks the
 segments even if the coordinator is SIGKILLed.
@@ -38,7 +47,7 @@ from multiprocessing.shared_memory import SharedMemory
 import numpy as np
 
 from ..errors import PartrainError, WorkerError
-from .base import Engine, compute_chunk, keep_freed_memory, one_blas_thread
+from .base import Engine, compute_chunk, keep_freed_memory, mean_loss, one_blas_thread, sum_chunks
 
 WAIT_SECONDS = 1.0       # how often the coordinator looks for dead workers while waiting
 START_TIMEOUT = 120.0    # a worker that is not ready by then is reported, not waited for
@@ -104,18 +113,26 @@ def _worker_main(worker_id, conn, specs, model_spec):
                     return
                 if msg[0] == "stop":
                     return
-                _, step, chunks = msg
                 t0 = time.perf_counter()
-                for c, lo, hi in chunks:
-                    try:
-                        a["losses"][c] = compute_chunk(model, a["X"], a["y"],
-                                                       a["indices"][lo:hi], a["slots"][c])
-                    except Exception as exc:
-                        detail = "".join(traceback.format_exception_only(exc)).strip()
-                        conn.send(("error", step, c, detail))
-                        break
-                else:
-                    conn.send(("done", step, time.perf_counter() - t0, _peak_rss_bytes()))
+                step, what = msg[1], msg[0]
+                try:
+                    if msg[0] == "chunks":
+                        _, step, chunks = msg
+                        for c, lo, hi in chunks:
+                            what = f"chunk {c}"
+                            a["losses"][c] = compute_chunk(model, a["X"], a["y"],
+                                                           a["indices"][lo:hi], a["slots"][c])
+                        reply = "done"
+                    else:   # "reduce"
+                        _, step, n_chunks, n, p_lo, p_hi = msg
+                        what = "the gradient reduction"
+                        sum_chunks(a["slots"][:n_chunks, p_lo:p_hi], n, out=a["grad"][p_lo:p_hi])
+                        reply = "reduced"
+                except Exception as exc:
+                    detail = "".join(traceback.format_exception_only(exc)).strip()
+                    conn.send(("error", step, what, detail))
+                    continue
+                conn.send((reply, step, time.perf_counter() - t0, _peak_rss_bytes()))
     except (BrokenPipeError, EOFError, KeyboardInterrupt):
         return
     finally:
@@ -184,7 +201,8 @@ class ProcessEngine(Engine):
         P = m.num_params
         for key, shape, dtype in [
             ("X", self.X.shape, self.X.dtype), ("y", self.y.shape, np.int64),
-            ("params", (P,), m.dtype), ("slots", (self.max_chunks, P), m.dtype),
+            ("params", (P,), m.dtype), ("grad", (P,), m.dtype),
+            ("slots", (self.max_chunks, P), m.dtype),
             ("losses", (self.max_chunks,), np.float64), ("indices", (self.max_batch,), np.int64),
         ]:
             self.shared[key] = SharedArray(shape, dtype)
@@ -193,6 +211,7 @@ class ProcessEngine(Engine):
         a["y"][...] = self.y
         a["params"][...] = m.flat
         m.bind(a["params"])   # from now on the optimizer updates the shared copy in place
+        self.grad = a["grad"]
         self.specs = {k: s.spec for k, s in self.shared.items()}
         self.ctx = mp.get_context("spawn")   # no fork: the coordinator may hold threads
         self.workers = [self._spawn(i) for i in range(self.num_workers)]
@@ -215,6 +234,7 @@ class ProcessEngine(Engine):
         self.workers = []
         if "params" in self.shared and self.model.flat is self.shared["params"].array:
             self.model.bind(self.model.flat.copy())   # keep the parameters past the segment
+            self.grad = self.grad.copy()
         self.X = self.y = None
         self.arrays = {}
         for s in self.shared.values():
@@ -243,50 +263,72 @@ class ProcessEngine(Engine):
     def _compute_chunks(self, indices, chunks):
         a = self.arrays
         a["indices"][: len(indices)] = indices
-        runs = self.assign(chunks)
-        pending = {}
-        for w, run in zip(list(self.workers), runs):
-            if run:
-                pending[w.id] = run
-                try:
-                    w.conn.send(("chunks", self.step_id, run))
-                except (BrokenPipeError, ConnectionResetError):
-                    # Died between steps: same recovery as dying mid-step.
-                    self._replace(w.id, run)
-        compute = {}
+        messages = {w.id: ("chunks", self.step_id, run)
+                    for w, run in zip(self.workers, self.assign(chunks)) if run}
+        replies = self._exchange(messages)
+        n = len(chunks)
+        return a["slots"][:n], a["losses"][:n], max(r[2] for r in replies.values())
+
+    def param_ranges(self):
+        """Split 0..P into one contiguous range per worker, on 64-byte boundaries so
+        no two workers write the same cache line."""
+        P, W, align = self.model.num_params, len(self.workers), 16
+        cuts = [min(P, round(P * i / W / align) * align) for i in range(W)] + [P]
+        return list(zip(cuts[:-1], cuts[1:]))
+
+    def _reduce(self, slots, losses, n):
+        messages = {w.id: ("reduce", self.step_id, len(slots), n, lo, hi)
+                    for w, (lo, hi) in zip(self.workers, self.param_ranges())}
+        self._exchange(messages)
+        return mean_loss(losses, n)
+
+    def _exchange(self, messages):
+        """Send each worker its message and wait for all the answers.
+
+        messages: {worker id: message}. A worker that dies (before or while working)
+        is replaced and sent the same message again: the work only rewrites its own
+        slots or its own range of ``grad``, so doing it twice changes nothing.
+        Returns {worker id: answer}.
+        """
+        expected = {"chunks": "done", "reduce": "reduced"}
+        pending = dict(messages)
+        for worker_id, msg in messages.items():
+            try:
+                self.workers[worker_id].conn.send(msg)
+            except (BrokenPipeError, ConnectionResetError):
+                # Died between steps: same recovery as dying mid-step.
+                self._replace(worker_id, msg)
+        replies = {}
         while pending:
             busy = [self.workers[i] for i in pending]
             ready = wait([w.conn for w in busy] + [w.proc.sentinel for w in busy], WAIT_SECONDS)
             for w in busy:
                 if w.conn in ready or w.conn.poll():
                     try:
-                        msg = w.conn.recv()
+                        reply = w.conn.recv()
                     except (EOFError, OSError):
-                        msg = None
-                    if msg is not None:
-                        self._handle(msg, w, pending, compute)
+                        reply = None
+                    if reply is not None:
+                        kind, step = reply[0], reply[1]
+                        if kind == "error":
+                            raise WorkerError(f"step {step}, {reply[2]} failed in worker "
+                                              f"{w.id}: {reply[3]}")
+                        # Anything else is a late answer from before a replacement.
+                        if step == self.step_id and kind == expected[pending[w.id][0]]:
+                            replies[w.id] = reply
+                            w.peak_rss = max(w.peak_rss, reply[3])
+                            del pending[w.id]
                         continue
                 if w.proc.sentinel in ready or not w.proc.is_alive():
                     self._replace(w.id, pending[w.id])
-        n = len(chunks)
-        return a["slots"][:n], a["losses"][:n], max(compute.values(), default=0.0)
+        return replies
 
-    def _handle(self, msg, w, pending, compute):
-        kind, step = msg[0], msg[1]
-        if step != self.step_id:
-            return   # a late answer from before a replacement: already recomputed
-        if kind == "error":
-            raise WorkerError(f"step {step}, chunk {msg[2]} failed in worker {w.id}: {msg[3]}")
-        compute[w.id] = msg[2]
-        w.peak_rss = max(w.peak_rss, msg[3])
-        del pending[w.id]
-
-    def _replace(self, worker_id, run):
-        """Start a new worker in place of a dead one and give it the lost chunks."""
+    def _replace(self, worker_id, msg):
+        """Start a new worker in place of a dead one and send it the lost work."""
         old = self.workers[worker_id]
         old.proc.join(timeout=1)
         old.conn.close()
         new = self._spawn(worker_id)
         self.workers[worker_id] = new
         self.replacements += 1
-        new.conn.send(("chunks", self.step_id, run))
+        new.conn.send(msg)
