@@ -7,7 +7,8 @@
    coordinator itself is SIGKILLed and the run is resumed with `partrain train --resume`.
 3. Compare every parameter of the two model.h5 files byte for byte.
 
-    python scripts/soak.py                      # ~2 minutes on 2 cores
+    python scripts/soak.py --epochs 12 --worker-kill-every 1.0 --coordinator-kill-every 8
+                                                # about a minute on 2 cores
     -> prints the figures and writes results/soak.json
 """
 
@@ -48,8 +49,10 @@ def main():
     ap.add_argument("--coordinator-kill-every", type=float, default=7.0, help="seconds")
     ap.add_argument("--out", default=str(ROOT / "results" / "soak.json"))
     args = ap.parse_args()
+    # The preset's own training settings (batch 32, momentum), so the soaked run also
+    # shows it learns, not only that its bytes survive.
     settings = ["--model", "lenet5", "--dataset", "digits32", "--epochs", str(args.epochs),
-                "--batch-size", "64", "--workers", "2", "--checkpoint-every", "5"]
+                "--workers", "2", "--checkpoint-every", "5"]
     tmp = Path(tempfile.mkdtemp(prefix="partrain-soak-"))
     t0 = time.time()
     subprocess.run(train_cmd(tmp / "reference", settings), check=True, stderr=subprocess.DEVNULL)
@@ -95,6 +98,8 @@ def main():
                   coordinator_kills_and_resumes=coordinator_kills,
                   worker_replacements_in_last_leg=metrics["worker_replacements"],
                   bytes_equal=equal, parameters_compared=len(keys),
+                  train_accuracy=round(metrics["train_acc"], 4),
+                  test_accuracy=round(metrics["test_acc"], 4),
                   reference_seconds=round(reference_seconds, 1),
                   soaked_seconds=round(soaked_seconds, 1),
                   command="python scripts/soak.py " + " ".join(sys.argv[1:]))
