@@ -148,11 +148,11 @@ class Conv2D(Layer):
     """
 
     decay = ("W",)
-    # Where the FFT starts to pay, measured with scripts/profile_layers.py (one core,
-    # float32, chunks of 8, forward+backward ms, im2col -> fft): LeNet-5-cat C1
-    # (243 taps) 30.7 -> 7.4, C3 (486) 16.5 -> 6.1; classic LeNet-5 C3 (150) 1.1 ->
-    # 1.9; cs231n conv (147) 6.1 -> 12.6; MNIST conv (81) 1.0 -> 2.6. The im2col
-    # GEMM's cost grows with the taps, the FFT's does not.
+    # Where the FFT starts to pay: `scripts/profile_layers.py --model M --conv-method
+    # im2col|fft` (one core, float32, chunks of 8, forward+backward ms, im2col -> fft):
+    # LeNet-5-cat C1 (243 taps) 24.4 -> 6.0, C3 (486) 12.7 -> 5.2; classic LeNet-5 C3
+    # (150) 1.1 -> 1.5; cs231n conv (147) 7.4 -> 12.0; MNIST conv (81) 1.0 -> 2.6.
+    # The im2col GEMM's cost grows with the taps, the FFT's does not.
     FFT_MIN_TAPS = 200
 
     def __init__(self, in_channels, out_channels, kernel, stride=1, pad=0,
@@ -327,8 +327,9 @@ def mix_channels(a, b):
     of an FFT convolution.
 
     a: (N, C, *F), b: (O, C, *F) -> (N, O, *F). A loop over C of broadcast products:
-    for these shapes (C <= 50, tiny per-frequency matrices) it beats einsum and a
-    stacked matmul, which would first transpose F to the front.
+    for these shapes (C <= 50, tiny per-frequency matrices) it beat einsum and a
+    stacked matmul, which would first transpose F to the front, in a one-off timing on
+    LeNet-5-cat's shapes (not kept as a script).
     """
     out = a[:, 0, None] * b[None, :, 0]
     term = np.empty_like(out)

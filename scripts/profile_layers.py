@@ -2,6 +2,8 @@
 thread, median over repeats (milliseconds per chunk).
 
     python scripts/profile_layers.py --model lenet5-cat --chunk 8 --dtype float32
+    python scripts/profile_layers.py --model lenet5-cat --conv-method im2col   # compare
+    python scripts/profile_layers.py --model lenet5-cat --no-keep-freed-memory
 
 Random inputs of the preset's shape are enough: every layer's cost depends on shapes,
 not values. Benchmarks are not tests; this prints, it asserts nothing.
@@ -13,6 +15,7 @@ import time
 import numpy as np
 
 from partrain.engine.base import keep_freed_memory, one_blas_thread
+from partrain.layers import Conv2D
 from partrain.models import build_model
 
 
@@ -22,10 +25,19 @@ def main():
     ap.add_argument("--chunk", type=int, default=8, help="samples per chunk")
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--conv-method", choices=["auto", "im2col", "fft"], default="auto",
+                    help="force every convolution to one method (presets are stride 1)")
+    ap.add_argument("--no-keep-freed-memory", action="store_true",
+                    help="leave glibc's allocator as it is, to see what keep_freed_memory saves")
     args = ap.parse_args()
 
-    keep_freed_memory()   # as every engine process does
+    if not args.no_keep_freed_memory:
+        keep_freed_memory()   # as every engine process does
     model = build_model(args.model, dtype=args.dtype)
+    if args.conv_method != "auto":
+        for layer in model.layers:
+            if isinstance(layer, Conv2D):
+                layer.method = args.conv_method
     rng = np.random.default_rng(0)
     X = rng.random((args.chunk,) + model.input_shape).astype(model.dtype)
     y = rng.integers(0, model.num_classes, args.chunk)

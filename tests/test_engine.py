@@ -194,13 +194,18 @@ def test_workers_exit_when_the_coordinator_is_killed(tmp_path):
     assert not alive, "orphaned workers"
 
 
-def test_worker_killed_between_steps_is_replaced():
-    model = partrain.build_model("digits123", seed=0)
+def serial_digits123_gradient():
+    """(model, X, y, loss, gradient) of a fresh digits123 model over all 96 samples,
+    computed by the serial reference backend."""
     X, y = partrain.load_dataset("digits123")
-    ref_model = partrain.build_model("digits123", seed=0)
-    with make_engine("serial", ref_model, X, y, chunk_size=8) as serial:
-        _, ref = serial.gradient(np.arange(96))
-        ref = ref.copy()
+    with make_engine("serial", partrain.build_model("digits123", seed=0), X, y,
+                     chunk_size=8) as serial:
+        loss, grad = serial.gradient(np.arange(96))
+        return partrain.build_model("digits123", seed=0), X, y, loss, grad.copy()
+
+
+def test_worker_killed_between_steps_is_replaced():
+    model, X, y, _, ref = serial_digits123_gradient()
     with make_engine("process", model, X, y, chunk_size=8, workers=2) as engine:
         engine.gradient(np.arange(96))
         pid = engine.worker_pids[1]
@@ -214,12 +219,7 @@ def test_worker_killed_between_steps_is_replaced():
 def test_worker_killed_before_the_reduction_is_replaced_and_sums_its_range():
     """Workers also sum the chunk gradients, each over its range of parameters; one
     dying between the two phases of a step is replaced and given its range again."""
-    model = partrain.build_model("digits123", seed=0)
-    X, y = partrain.load_dataset("digits123")
-    ref_model = partrain.build_model("digits123", seed=0)
-    with make_engine("serial", ref_model, X, y, chunk_size=8) as serial:
-        ref_loss, ref = serial.gradient(np.arange(96))
-        ref = ref.copy()
+    model, X, y, ref_loss, ref = serial_digits123_gradient()
     with make_engine("process", model, X, y, chunk_size=8, workers=2) as engine:
         engine.step_id += 1
         chunks = chunk_bounds(96, 8)

@@ -148,8 +148,9 @@ def keep_freed_memory():
     Every chunk allocates the same few-MiB temporaries. glibc serves blocks above its
     mmap threshold (128 KiB at first) with a fresh mmap each time, and every 4 KiB page
     of it then costs a page fault on first touch. Raising the mmap threshold and the
-    trim limit keeps those blocks in the heap: 15-35% less time per chunk of
-    lenet5-cat (scripts/profile_layers.py, chunks of 8 and 32). Values are unchanged.
+    trim limit keeps those blocks in the heap: 10% less time per chunk of 8 lenet5-cat
+    images, 23% per chunk of 32 (`scripts/profile_layers.py --chunk 32` with and
+    without `--no-keep-freed-memory`). Values are unchanged.
     Returns False where mallopt is unavailable (not glibc), where it does nothing.
     """
     try:
