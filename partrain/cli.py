@@ -56,24 +56,65 @@ def number(text):
     return value
 
 
+def nonnegative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
+    return value
+
+
+def fraction(text):
+    value = number(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1, got {text!r}")
+    return value
+
+
+TRAIN_HELP = """\
+Train a model: a preset (see 'partrain models'), or your own network with
+--model FILE.py:FUNCTION or MODULE:FUNCTION (a function returning a partrain.Sequential;
+it may take input_shape, num_classes, seed, dtype). Data: a named dataset (--dataset) or
+your own file (--data: .npz/.h5 with X, y and optional X_test, y_test, X_val, y_val, or a
+folder with one sub-folder of images per class). Unset options take the preset's seed
+settings.
+
+Stopping: Ctrl-C, SIGTERM or SIGHUP stop the run at the end of the current step and
+write a checkpoint and all outputs (exit status 128 + signal); --resume RUN_DIR goes on
+with the same bits. The loss counts as diverged when it is NaN/inf or over %(factor)gx
+its first value: the run stops with exit status 1 and keeps its last good checkpoint.
+A worker that dies, or stays silent for 20x the slowest recent answer (at least 10 s),
+is killed and replaced and its work recomputed; after 3 failures on one step the run
+checkpoints and stops with exit status 1.
+"""
+
+
 def build_parser():
     from .data import DATASETS
     from .engine import BACKENDS
-    from .models import PRESETS
     from .optim import OPTIMIZERS
+    from .presets import PRESETS
+    from .trainer import DIVERGENCE_FACTOR
 
     p = Parser(prog="partrain", description="Train hand-written numpy CNNs data-parallel "
                "on every CPU core.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    t = sub.add_parser("train", help="train a preset (defaults: LeNet-5 on the embedded digits)",
-                       description="Train a model preset. Unset options take the preset's "
-                       "seed settings (see 'partrain models').")
-    t.add_argument("--model", choices=list(PRESETS), metavar="NAME",
-                   help=f"preset: {', '.join(PRESETS)} (default {DEFAULT_MODEL})")
-    t.add_argument("--dataset", choices=list(DATASETS), metavar="NAME",
-                   help=f"dataset: {', '.join(DATASETS)} (default: the preset's)")
-    t.add_argument("--data-dir", metavar="DIR", help="folder holding the dataset's files")
+    t = sub.add_parser("train", help="train a preset or your own network on a dataset or your data",
+                       description=TRAIN_HELP % dict(factor=DIVERGENCE_FACTOR),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    t.add_argument("--model", metavar="SPEC",
+                   help=f"preset ({', '.join(PRESETS)}; default {DEFAULT_MODEL}) or "
+                   "FILE.py:FUNCTION or MODULE:FUNCTION")
+    source = t.add_mutually_exclusive_group()
+    source.add_argument("--dataset", choices=list(DATASETS), metavar="NAME",
+                        help=f"dataset: {', '.join(DATASETS)} (default: the preset's)")
+    source.add_argument("--data", metavar="FILE", help="your data: .npz, .h5 or an image folder")
+    t.add_argument("--data-dir", metavar="DIR", help="folder holding the named dataset's files")
+    t.add_argument("--val-split", type=fraction, metavar="F",
+                   help="hold out this fraction of the training set to choose best/ (by seed)")
     limit = t.add_mutually_exclusive_group()
     limit.add_argument("--steps", type=positive_int, metavar="N", help="optimizer steps")
     limit.add_argument("--epochs", type=positive_int, metavar="N", help="passes over the data")
@@ -84,28 +125,33 @@ def build_parser():
     t.add_argument("--momentum", type=number, metavar="F", help="for momentum and nesterov")
     t.add_argument("--lr-decay", type=number, metavar="F", help="lr factor after each epoch")
     t.add_argument("--weight-decay", type=number, metavar="F", help="L2 strength on weights")
-    t.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    t.add_argument("--seed", type=int, default=0, metavar="N")
-    t.add_argument("--workers", type=workers, default="auto", metavar="N|auto",
-                   help="worker processes (default auto: one per physical core)")
+    t.add_argument("--dtype", choices=["float32", "float64"], help="default float32")
+    t.add_argument("--seed", type=nonnegative_int, metavar="N", help="default 0")
+    t.add_argument("--workers", type=workers, metavar="N|auto",
+                   help="worker processes (default auto: one per physical core; under "
+                   "mpiexec, one per rank)")
     t.add_argument("--backend", choices=list(BACKENDS),
-                   help="serial (one process) or process (default when workers > 1)")
+                   help="serial, process (default for several workers) or mpi (default "
+                   "under mpiexec)")
     t.add_argument("--chunk-size", type=positive_int, metavar="K",
                    help="samples per chunk of the deterministic reduction (default 8)")
     t.add_argument("--eval-every", type=positive_int, metavar="N",
-                   help="steps between accuracy checks (default: every epoch)")
-    t.add_argument("--out", metavar="DIR", help="run directory (default runs/MODEL-DATASET-TIME)")
-    t.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+                   help="steps between evaluations (default: every epoch)")
+    t.add_argument("--out", metavar="DIR", help="run directory (default runs/MODEL-DATA-TIME)")
+    t.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --out (its previous files are removed)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--checkpoint-every", type=positive_int, metavar="N",
-                   help="write checkpoint.h5 every N steps (always on Ctrl-C / SIGTERM)")
+                   help="write checkpoint.h5 every N steps (always on a stop)")
     t.add_argument("--resume", metavar="RUN_DIR",
-                   help="continue a run from its checkpoint (same settings; --workers may change)")
+                   help="continue a run from its checkpoint; only --workers, --backend, "
+                   "--checkpoint-every, --no-progress and a longer --steps/--epochs may be given")
 
     e = sub.add_parser("eval", help="evaluate a finished run's model.h5")
     e.add_argument("--run", required=True, metavar="DIR", help="a run directory")
-    e.add_argument("--split", choices=["train", "test"], default="test")
-    e.add_argument("--best", action="store_true", help="use the best-by-test parameters")
+    e.add_argument("--split", choices=["train", "val", "test"], default="test")
+    e.add_argument("--best", action="store_true", help="use the best-by-validation parameters")
+    e.add_argument("--workers", type=workers, default="auto", metavar="N|auto")
 
     sub.add_parser("models", help="list the presets with parameter counts")
     d = sub.add_parser("datasets", help="list datasets and whether their files were found")
@@ -146,94 +192,197 @@ def batch_list(text):
 # Commands
 # ----------------------------------------------------------------------------
 
+# Flags --resume accepts: they change how fast a run goes, not its result.
+RESUME_FLAGS = ("workers", "backend", "checkpoint_every", "no_progress", "steps", "epochs",
+                "resume")
+
+
 def cmd_train(args):
-    from .trainer import TrainConfig, Trainer
+    from .optim import make_optimizer
+    from .presets import PRESETS
+    from .settings import DEFAULT_TRAINING, TrainSettings
+    from .trainer import Trainer
 
     if args.resume:
-        return run_training(Trainer.resume(
-            args.resume, workers=args.workers, backend=args.backend,
-            progress=not args.no_progress and sys.stderr.isatty()))
-    model = args.model or DEFAULT_MODEL
-    dataset = args.dataset or (DEFAULT_DATASET if args.model is None else None)
-    cfg = TrainConfig(
-        model=model, dataset=dataset, data_dir=args.data_dir, steps=args.steps,
-        epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
-        momentum=args.momentum, lr_decay=args.lr_decay, weight_decay=args.weight_decay,
-        dtype=args.dtype, seed=args.seed, workers=args.workers, backend=args.backend,
-        chunk_size=args.chunk_size, eval_every=args.eval_every, overwrite=args.overwrite,
-        progress=not args.no_progress and sys.stderr.isatty(),
-        checkpoint_every=args.checkpoint_every,
-    )
-    trainer = Trainer(cfg)
-    c = trainer.cfg
-    trainer.cfg.out = args.out or f"runs/{c.model}-{c.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
-    return run_training(trainer)
+        return run_training(*resume_trainer(args))
+    spec = args.model or DEFAULT_MODEL
+    dataset = args.dataset
+    if dataset is None and args.data is None:
+        dataset = PRESETS[spec].dataset if spec in PRESETS and args.model else DEFAULT_DATASET
+    dtype, seed = args.dtype or "float32", args.seed or 0
+    data = open_data(dataset=dataset, data_file=args.data, data_dir=args.data_dir, dtype=dtype,
+                     val_split=args.val_split or 0.0, seed=seed)
+    model = make_model(spec, input_shape=data.input_shape, num_classes=data.num_classes,
+                       seed=seed, dtype=dtype)
+    preset_settings = PRESETS[spec].train if spec in PRESETS else {}
+    seed_settings = dict(DEFAULT_TRAINING)
+    if preset_settings.keys() & {"steps", "epochs"}:
+        seed_settings.pop("epochs")
+    seed_settings.update(preset_settings)
+    given = {k: getattr(args, k) for k in seed_settings if getattr(args, k, None) is not None}
+    if given.keys() & {"steps", "epochs"}:
+        seed_settings.pop("steps", None)
+        seed_settings.pop("epochs", None)
+    t = {**seed_settings, **given}
+    optimizer = make_optimizer(t["optimizer"], t["lr"], momentum=t["momentum"],
+                               weight_decay=t["weight_decay"])
+    name = f"{spec if spec in PRESETS else Path(spec.split(':')[0]).stem}-{data_label(data)}"
+    settings = TrainSettings(
+        steps=t.get("steps"), epochs=t.get("epochs"), batch_size=t["batch_size"],
+        lr_decay=t["lr_decay"], seed=seed, chunk_size=args.chunk_size, workers=args.workers
+        or "auto", backend=args.backend, eval_every=args.eval_every,
+        checkpoint_every=args.checkpoint_every, progress=not args.no_progress
+        and sys.stderr.isatty(), overwrite=args.overwrite,
+        out=args.out or f"runs/{name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    spec_record = dict(model=spec, dataset=None if args.data else dataset,
+                       data=str(Path(args.data).resolve()) if args.data else None,
+                       data_dir=str(Path(args.data_dir).resolve()) if args.data_dir else None,
+                       val_split=args.val_split or 0.0, dtype=dtype, seed=seed,
+                       model_file=str(Path(spec.split(":")[0]).resolve())
+                       if spec.split(":")[0].endswith(".py") else None)
+    return run_training(Trainer(model, data, optimizer, settings, record=dict(spec=spec_record)),
+                        spec_record)
 
 
-_CURRENT_RUN = {}   # where the run in progress writes, for the interrupt message
+def data_label(data):
+    return Path(str(data.name)).stem if data.name else "data"
 
 
-def run_training(trainer):
-    c = trainer.cfg
-    _CURRENT_RUN["out"] = c.out
-    resumed = f", resuming after step {trainer.resumed_from}" if trainer.resumed_from else ""
-    print(f"partrain: {c.model} ({trainer.model.num_params:,} parameters) on {c.dataset} "
-          f"({len(trainer.X)} train / {len(trainer.X_test)} test), {trainer.total_steps} steps "
-          f"of batch {c.batch_size}, {c.optimizer} lr {c.lr:g}, {c.dtype}, "
-          f"{c.workers} worker{'s' if c.workers > 1 else ''} ({c.backend}){resumed}",
-          file=sys.stderr)
+def open_data(**kw):
+    from .names import open_data as _open
+
+    return _open(**kw)
+
+
+def make_model(spec, **kw):
+    from .names import make_model as _make
+
+    return _make(spec, **kw)
+
+
+def resume_trainer(args):
+    """Rebuild a run from its config.json and load its checkpoint; refuse flags that
+    would change the result."""
+    from .optim import OPTIMIZERS
+    from .rundir import RunDir
+    from .settings import TrainSettings
+    from .trainer import Trainer
+
+    run = RunDir(args.resume)
+    record = run.read_config()
+    spec = record.get("spec")
+    if not isinstance(spec, dict) or not isinstance(spec.get("model"), str):
+        raise UsageError(f"{run} was started from Python, not the command line; resume it "
+                         "with partrain.fit(..., out=..., resume=True)")
+    conflicting = sorted(f"--{k.replace('_', '-')}" for k, v in vars(args).items()
+                         if k not in RESUME_FLAGS and k != "command" and v not in (None, False))
+    if conflicting:
+        raise UsageError(f"--resume continues a run with its own settings; drop "
+                         f"{', '.join(conflicting)} (only --workers, --backend, "
+                         "--checkpoint-every, --no-progress and a longer --steps/--epochs)")
     try:
-        m = trainer.run()
-    except PartrainError as exc:
-        if trainer.out is None:
-            raise
-        raise type(exc)(f"{exc} (outputs so far are in {trainer.out})") from None
+        s = dict(record["settings"])
+        opt_record = dict(record["optimizer"])
+        data = open_data(dataset=spec.get("dataset"), data_file=spec.get("data"),
+                         data_dir=spec.get("data_dir"), dtype=spec["dtype"],
+                         val_split=spec.get("val_split") or 0.0, seed=spec["seed"])
+        model_spec = spec["model"]
+        if spec.get("model_file"):
+            model_spec = f"{spec['model_file']}:{model_spec.rsplit(':', 1)[1]}"
+        model = make_model(model_spec, input_shape=data.input_shape,
+                           num_classes=data.num_classes, seed=spec["seed"], dtype=spec["dtype"])
+        cls = OPTIMIZERS[opt_record.pop("name")]
+        optimizer = cls(**opt_record)
+        settings = TrainSettings(**{k: v for k, v in s.items() if k in TrainSettings.__dataclass_fields__})
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PartrainError(f"{run.file('config.json')} is corrupt ({type(exc).__name__}: {exc})") from None
+    done_steps = settings.steps
+    if args.steps is not None or args.epochs is not None:
+        settings.steps = args.steps
+        if args.epochs is not None:
+            settings.steps = args.epochs * -(-len(data.train[0]) // settings.batch_size)
+        if settings.steps < done_steps:
+            raise UsageError(f"--resume cannot shorten the run: it was set to {done_steps} "
+                             f"steps, --steps/--epochs asks for {settings.steps}")
+    settings.epochs = None
+    settings.out, settings.overwrite = str(run), True
+    settings.workers = args.workers or settings.workers
+    settings.backend = args.backend or settings.backend
+    settings.checkpoint_every = args.checkpoint_every or settings.checkpoint_every
+    settings.progress = not args.no_progress and sys.stderr.isatty()
+    trainer = Trainer(model, data, optimizer, settings, record=dict(spec=spec))
+    trainer.resume()
+    return trainer, spec
+
+
+_CURRENT_RUN = {}   # where the run in progress writes, for the stop message
+
+
+def run_training(trainer, spec):
+    s = trainer.settings
+    _CURRENT_RUN["out"] = s.out
+    resumed = f", resuming after step {trainer.resumed_from}" if trainer.resumed_from else ""
+    n = {k: len(v[0]) for k, v in trainer.data.splits().items()}
+    sizes = " / ".join(f"{v} {k}" for k, v in n.items())
+    opt = trainer.optimizer
+    from .engine import launched_by_mpi
+
+    if not launched_by_mpi() or _mpi_rank() == 0:
+        print(f"partrain: {spec['model']} ({trainer.model.num_params:,} parameters) on "
+              f"{trainer.data.name} ({sizes}), {trainer.total_steps} steps of batch "
+              f"{s.batch_size}, {opt.name} lr {trainer.base_lr:g}, {trainer.model.dtype}, "
+              f"workers {s.workers}{resumed}", file=sys.stderr)
+    history = trainer.run()
+    if history is None:   # an MPI rank that only served rank 0
+        return 0
+    m = history.metrics
+    accs = ", ".join(f"{k.split('_')[0]} accuracy {m[k]:.4f}" for k in
+                     ("train_acc", "val_acc", "test_acc") if m.get(k) is not None)
     print(f"partrain: {m['steps']} steps in {m['total_seconds']:.1f} s "
-          f"({m['seconds_per_step_median']:.4f} s/step median); "
-          f"train accuracy {m['train_acc']:.4f}, test accuracy {m['test_acc']:.4f}; "
-          f"outputs in {trainer.out}")
+          f"({m['seconds_per_step_median']:.4f} s/step median); {accs}; outputs in {s.out}")
     return 0
+
+
+def _mpi_rank():
+    from mpi4py import MPI
+
+    return MPI.COMM_WORLD.Get_rank()
 
 
 def cmd_eval(args):
     import numpy as np
 
-    from .data import load_dataset
-    from .models import build_model
-    from .outputs import read_params_h5
-    from .trainer import evaluate
+    from .engine import make_engine
+    from .engine.base import EVAL_CHUNK
+    from .rundir import RunDir
 
-    run = Path(args.run)
-    try:
-        record = json.loads((run / "config.json").read_text())
-        s, m = record["settings"], record["model"]
-    except FileNotFoundError:
-        raise PartrainError(f"{run} is not a run directory (no config.json)") from None
-    except (ValueError, KeyError) as exc:
-        raise PartrainError(f"{run / 'config.json'} is corrupt ({exc})") from None
-    X, y = load_dataset(s["dataset"], args.split, s["data_dir"], s["dtype"])
-    model = build_model(s["model"], seed=s["seed"], dtype=s["dtype"],
-                        input_shape=tuple(m["input_shape"]), num_classes=m["num_classes"])
-    keys = list(model.params)
-    prefix = "best/" if args.best else ""
-    try:
-        values = read_params_h5(run / "model.h5", [prefix + k for k in keys])
-    except (OSError, KeyError) as exc:
-        raise PartrainError(f"cannot read parameters from {run / 'model.h5'}: {exc}") from None
-    for k in keys:
-        value = values[prefix + k]
-        if value.shape != model.params[k].shape:
-            raise PartrainError(f"{run / 'model.h5'}: {k} has shape {value.shape}, "
-                                f"the model needs {model.params[k].shape}")
-        model.params[k][...] = value
-    loss, acc = evaluate(model, X, y)
-    print(f"{s['model']} on {s['dataset']} {args.split} ({len(X)} images): "
+    run = RunDir(args.run)
+    record = run.read_config()
+    spec = record.get("spec")
+    if not isinstance(spec, dict):
+        raise UsageError(f"{run} was trained from Python; evaluate it with partrain.load_run")
+    model = run.read_params(run.read_model_architecture(), best=args.best)
+    data = open_data(dataset=spec.get("dataset"), data_file=spec.get("data"),
+                     data_dir=spec.get("data_dir"), dtype=str(model.dtype),
+                     val_split=spec.get("val_split") or 0.0, seed=spec.get("seed", 0))
+    splits = data.splits()
+    if args.split not in splits:
+        raise UsageError(f"{run} has no {args.split} split (it has {', '.join(splits)})")
+    X, y = splits[args.split]
+    model.check_input(X.shape[1:])
+    with make_engine(model, {"train": (X, y)}, EVAL_CHUNK, workers=args.workers,
+                     backend="serial" if len(X) <= EVAL_CHUNK else None) as engine:
+        loss, acc = engine.evaluate("train")
+    if not np.isfinite(loss):
+        raise PartrainError(f"{run}: the model's loss on {args.split} is {loss} (its "
+                            "parameters diverged)")
+    print(f"{model.name} on {data.name} {args.split} ({len(X)} images): "
           f"loss {loss:.4f}, accuracy {acc:.4f}" + (" (best parameters)" if args.best else ""))
-    return 0 if np.isfinite(loss) else 1
+    return 0
 
 
 def cmd_models(args):
-    from .models import PRESETS, build_model
+    from .presets import PRESETS, build_model
 
     print(f"{'model':<12} {'parameters':>11}  {'input':<12} {'dataset':<11} source")
     for name, p in PRESETS.items():
@@ -259,7 +408,7 @@ def cmd_datasets(args):
 
 
 def cmd_info(args):
-    from .trainer import machine_info
+    from .machine import machine_info
 
     info = machine_info()
     print(f"cores: {info['physical_cores']} physical, {info['logical_cores']} logical; "
@@ -272,9 +421,9 @@ def cmd_info(args):
 
 
 def cmd_scale(args):
-    from .models import PRESETS
+    from .machine import physical_cores
+    from .presets import PRESETS
     from .scaling import run_scaling
-    from .trainer import physical_cores
 
     workers = args.workers or list(range(1, physical_cores() + 1))
     result = run_scaling(args.model, args.dataset or PRESETS[args.model].dataset, args.data_dir,
@@ -291,25 +440,26 @@ COMMANDS = dict(train=cmd_train, eval=cmd_eval, models=cmd_models, datasets=cmd_
 
 
 def main(argv=None):
-    from .trainer import Interrupted
+    import warnings
 
-    def on_signal(signum, frame):
-        raise Interrupted(signum)
+    from .errors import Interrupted
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    # One clear line per problem, never a raw warning before it.
+    warnings.simplefilter("ignore")
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except PartrainError as exc:
         print(f"partrain: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except Interrupted as exc:
+    except (Interrupted, KeyboardInterrupt) as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
         run = _CURRENT_RUN.get("out")
-        hint = (f"; resume with: partrain train --resume {run}" if run else "")
-        print(f"partrain: stopped by {exc}; outputs written so far are kept{hint}",
-              file=sys.stderr)
-        return 128 + exc.signum
+        hint = (f"; outputs and a checkpoint are in {run}; resume with: "
+                f"partrain train --resume {run}" if run and Path(run, "checkpoint.h5").is_file()
+                else "")
+        print(f"partrain: stopped by {signal.Signals(signum).name}{hint}", file=sys.stderr)
+        return 128 + signum
     except MemoryError:
         print("partrain: error: out of memory; use a smaller --batch-size or fewer --workers",
               file=sys.stderr)

@@ -1,8 +1,14 @@
 """Dataset loaders: each returns ``X`` float (N, C, H, W) and ``y`` int64 (N,).
 
-Every loader validates what it read (shapes, label range, finite values, X/y lengths)
-and raises :class:`DataError` naming the file and the problem. Images are scaled as
-the seeds scale them (pixels / 255, CIFAR-10 also minus the training mean image).
+Every loader validates what it read (dtypes, shapes, label range, finite values, X/y
+lengths) and raises :class:`DataError` naming the file and the problem. Images are
+scaled as the seeds scale them (pixels / 255, CIFAR-10 also minus the training mean
+image). The checks shared with :mod:`partrain.datafiles` (your own files) live here:
+:func:`as_images`, :func:`as_labels`, :func:`check_size` and :func:`h5_dataset`.
+
+Nothing is read before its declared size is checked against ``MAX_ARRAY_BYTES``, so a
+crafted file (a gzip or zip bomb, a header with absurd dimensions) is refused after
+reading only its header.
 
 Where files live: ``--data-dir`` (the folder holding the dataset's files), else
 ``$PARTRAIN_DATA/<folder>``, else ``./data/<folder>``.
@@ -12,13 +18,16 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import os
 import pickle
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import psutil
 
 from .errors import DataError, UsageError
 
@@ -49,24 +58,163 @@ def files_found(ds: Dataset, data_dir=None) -> bool:
     return all((folder / f).is_file() for f in ds.files)
 
 
-def validate(X, y, num_classes, where):
-    """Check a loaded dataset; raise DataError naming ``where`` and the first problem."""
+# ----------------------------------------------------------------------------
+# Shared checks: every loader (and partrain.datafiles) goes through these
+# ----------------------------------------------------------------------------
+
+# The most bytes one array may declare before we read it (8 GiB, or 60% of the
+# memory, whichever is smaller): bounds what a crafted header can make us allocate.
+MAX_ARRAY_BYTES = min(8 * 2**30, int(0.6 * psutil.virtual_memory().total))
+
+MAX_LABEL = 2**31 - 1          # labels index an int32-sized class axis at most
+CHANNEL_COUNTS = (1, 3, 4)     # gray, RGB, RGBA: what a channel axis looks like
+
+# dtype kinds that hold real numbers: bool, signed, unsigned, float.
+_NUMERIC_KINDS = "biuf"
+_KIND_NAMES = {"O": "Python objects: ragged rows or mixed types?", "U": "strings",
+               "S": "bytes", "c": "complex numbers", "V": "structured records",
+               "M": "datetimes", "m": "timedeltas"}
+
+
+def declared_bytes(shape, itemsize) -> int:
+    """Bytes an array of ``shape`` takes, in Python ints so absurd shapes cannot overflow."""
+    return math.prod(int(d) for d in shape) * int(itemsize)
+
+
+def check_size(nbytes: int, where, what: str):
+    """Refuse, before reading it, anything that declares more than MAX_ARRAY_BYTES."""
+    if nbytes > MAX_ARRAY_BYTES:
+        raise DataError(f"{where}: {what} is {nbytes:,} bytes, more than the limit of "
+                        f"{MAX_ARRAY_BYTES:,} (partrain.data.MAX_ARRAY_BYTES)")
+
+
+def check_numeric(dtype, where, what: str):
+    """Refuse object, string, bytes, complex, structured and date arrays."""
+    dtype = np.dtype(dtype)
+    if dtype.kind not in _NUMERIC_KINDS:
+        kind = _KIND_NAMES.get(dtype.kind, "not real numbers")
+        raise DataError(f"{where}: {what} must be real numbers, got dtype {dtype} ({kind})")
+
+
+def check_finite(X: np.ndarray, where):
+    if X.dtype.kind != "f":
+        return
+    with np.errstate(all="ignore"):
+        # min and max propagate NaN and meet any inf: no N-sized temporary on good data.
+        if np.isfinite(X.min()) and np.isfinite(X.max()):
+            return
+        bad = int(np.count_nonzero(~np.isfinite(X)))
+    raise DataError(f"{where}: {bad} pixel values are NaN or infinite")
+
+
+def _as_array(a, where, what: str) -> np.ndarray:
+    """np.asarray, with ragged nested lists (which numpy refuses) reported as data errors."""
+    if isinstance(a, np.ndarray):
+        return a
+    try:
+        return np.asarray(a)
+    except (ValueError, TypeError):
+        raise DataError(f"{where}: {what} are not a rectangular array of numbers "
+                        f"(rows of different lengths?)") from None
+
+
+def guess_layout(shape) -> str:
+    """'NHWC' when the last axis looks like channels (1, 3 or 4) and axis 1 does not;
+    otherwise 'NCHW' (an ambiguous (N, 3, H, 3) is NCHW)."""
+    nhwc = shape[-1] in CHANNEL_COUNTS and shape[1] not in CHANNEL_COUNTS
+    return "NHWC" if nhwc else "NCHW"
+
+
+def as_images(X, where, layout=None, dtype=np.float64) -> np.ndarray:
+    """Pixels as a C-contiguous float (N, C, H, W) array, or DataError naming ``where``.
+
+    Accepts (N, H, W) grayscale, (N, C, H, W) and (N, H, W, C); ``layout`` ('NCHW' or
+    'NHWC') says which a 4-D array is, else :func:`guess_layout` decides. uint8 pixels
+    are divided by 255, bool becomes 0/1, other integers and floats keep their values.
+    """
+    X = _as_array(X, where, "pixels")
+    check_numeric(X.dtype, where, "pixels")
+    if X.size == 0:
+        raise DataError(f"{where}: no images (the array of shape {X.shape} is empty)")
+    if X.ndim == 3:
+        X = X[:, None]
+    elif X.ndim != 4:
+        raise DataError(f"{where}: images must be (N, H, W), (N, C, H, W) or (N, H, W, C), "
+                        f"got shape {X.shape}")
+    elif (layout or guess_layout(X.shape)) == "NHWC":
+        X = X.transpose(0, 3, 1, 2)
+    with np.errstate(all="ignore"):    # float64 beyond float32's range -> inf, caught below
+        out = np.ascontiguousarray(X, dtype=dtype)
+        if X.dtype == np.uint8:        # a copy was made: dividing in place is safe
+            out /= 255
+    check_finite(out, where)
+    return out
+
+
+def as_labels(y, where) -> np.ndarray:
+    """Labels as an int64 (N,) array, or DataError naming ``where``.
+
+    Accepts (N,) or (N, 1) integers, bools, or floats that are all whole numbers;
+    refuses NaN, inf, negative labels and labels above MAX_LABEL.
+    """
+    y = _as_array(y, where, "labels")
+    check_numeric(y.dtype, where, "labels")
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise DataError(f"{where}: labels must be 1-D (N,) or (N, 1), got shape {y.shape}")
+    if y.size == 0:
+        return y.astype(np.int64)      # the caller says why an empty split is wrong
+    if y.dtype.kind == "f":
+        with np.errstate(all="ignore"):
+            bad = ~np.isfinite(y)
+            if bad.any():
+                raise DataError(f"{where}: labels must be finite, found {y[bad][0]}")
+            bad = y != np.floor(y)
+            if bad.any():
+                raise DataError(f"{where}: labels must be whole numbers, found {y[bad][0]}")
+    lo, hi = y.min(), y.max()
+    if lo < 0:
+        raise DataError(f"{where}: labels must not be negative, found {lo}")
+    if hi > MAX_LABEL:
+        raise DataError(f"{where}: labels must be below 2**31, found {hi}")
+    return y.astype(np.int64)
+
+
+def validate(X, y, num_classes, where) -> np.ndarray:
+    """Check a loaded dataset; raise DataError naming ``where`` and the first problem.
+
+    Returns the labels as int64 (N,)."""
     if X.ndim != 4:
         raise DataError(f"{where}: images must be 4-D (N, C, H, W), got shape {X.shape}")
-    if y.ndim != 1:
-        raise DataError(f"{where}: labels must be 1-D, got shape {y.shape}")
+    check_numeric(X.dtype, where, "pixels")
+    y = as_labels(y, where)
     if len(X) != len(y):
         raise DataError(f"{where}: {len(X)} images but {len(y)} labels")
     if len(X) == 0:
         raise DataError(f"{where}: the dataset is empty")
-    if not np.issubdtype(y.dtype, np.integer):
-        raise DataError(f"{where}: labels must be integers, got {y.dtype}")
-    if y.min() < 0 or y.max() >= num_classes:
+    if y.max() >= num_classes:
         raise DataError(f"{where}: labels must lie in 0..{num_classes - 1}, "
                         f"found {y.min()}..{y.max()}")
-    if np.issubdtype(X.dtype, np.floating) and not np.isfinite(X).all():
-        bad = int(np.count_nonzero(~np.isfinite(X)))
-        raise DataError(f"{where}: {bad} pixel values are NaN or infinite")
+    check_finite(X, where)
+    return y
+
+
+def h5_dataset(f, key, where, what: str, out_itemsize: int = 8):
+    """The dataset ``key`` of an open h5py File, checked before any of it is read: an
+    array (not a group), of real numbers, whose size (also once converted to
+    ``out_itemsize`` bytes per value) is within MAX_ARRAY_BYTES."""
+    import h5py
+
+    ds = f.get(key)
+    if not isinstance(ds, h5py.Dataset):
+        raise DataError(f"{where}: '{key}' is not an array")
+    check_numeric(ds.dtype, where, what)
+    if ds.shape is None:
+        raise DataError(f"{where}: '{key}' holds no data")
+    check_size(declared_bytes(ds.shape, max(ds.dtype.itemsize, out_itemsize)), where,
+               f"'{key}' {ds.shape}")
+    return ds
 
 
 def _require(path: Path, hint: str) -> Path:
@@ -92,15 +240,19 @@ def _load_catvnoncat(split, folder):
             if missing:
                 raise DataError(f"{path}: missing dataset(s) {', '.join(missing)}; "
                                 f"found {', '.join(sorted(f.keys())) or 'nothing'}")
-            X, y = f[keys[0]][()], f[keys[1]][()]
+            images = h5_dataset(f, keys[0], path, "pixels")
+            labels = h5_dataset(f, keys[1], path, "labels")
+            if len(images.shape) != 4 or images.shape[1:] != (64, 64, 3):
+                raise DataError(f"{path}: expected images of shape (N, 64, 64, 3), "
+                                f"got {images.shape}")
+            X, y = images[()], labels[()]
     except DataError:
         raise
     except Exception as exc:   # h5py raises OSError, KeyError, RuntimeError... on bad bytes
         raise DataError(f"{path}: not a readable HDF5 file ({exc})") from None
-    if X.ndim != 4 or X.shape[1:] != (64, 64, 3):
-        raise DataError(f"{path}: expected images of shape (N, 64, 64, 3), got {X.shape}")
-    y = np.asarray(y).reshape(-1) if np.ndim(y) == 2 and 1 in np.shape(y) else np.asarray(y)
-    return X.transpose(0, 3, 1, 2) / 255.0, y.astype(np.int64) if y.dtype.kind in "iub" else y
+    if y.ndim == 2 and y.shape[0] == 1:    # the course's notebooks store labels as (1, N)
+        y = y[0]
+    return as_images(X, path, layout="NHWC"), as_labels(y, path)
 
 
 # ----------------------------------------------------------------------------
@@ -111,25 +263,48 @@ MNIST_FILES = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 MNIST_TRAIN = 8000   # seed 004: first 8000 of t10k train, the last 2000 test
 
 
+DEFLATE_MAX_RATIO = 1032   # deflate never expands more than 1032:1
+
+
 def read_idx(path: Path, magic: int, ndim: int) -> np.ndarray:
-    """Read a gzip IDX file with the given magic number and number of dimensions."""
+    """Read a gzip IDX file (uint8 data) with the given magic number and number of
+    dimensions. The header is read and checked first, then exactly the bytes it
+    promises: a decompression bomb is refused after decompressing 4 + 4 * ndim bytes."""
     try:
         with gzip.open(path, "rb") as f:
-            raw = f.read()
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            dims = _idx_dims(path, f.read(4 + 4 * ndim), magic, ndim)
+            size = math.prod(dims)
+            data = f.read(size)
+            trailing = f.read(1)
+    except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"{path}: not a readable gzip file ({exc})") from None
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DataError(f"{path}: truncated IDX header ({len(raw)} bytes)")
-    found = struct.unpack(">I", raw[:4])[0]
+    if len(data) < size:
+        raise DataError(f"{path}: file holds {len(data)} bytes of data, header promises {size}")
+    if trailing:
+        raise DataError(f"{path}: trailing data after the {size} bytes the header promises")
+    return np.frombuffer(data, dtype=np.uint8).reshape(dims)
+
+
+def _idx_dims(path: Path, header: bytes, magic: int, ndim: int) -> tuple:
+    """The dimensions an IDX header declares, refused when the data cannot be (empty,
+    over MAX_ARRAY_BYTES, or more than the compressed file could decompress to)."""
+    if len(header) < 4 + 4 * ndim:
+        raise DataError(f"{path}: truncated IDX header ({len(header)} bytes)")
+    found = struct.unpack(">I", header[:4])[0]
     if found != magic:
         raise DataError(f"{path}: wrong IDX magic number {found}, expected {magic}")
-    dims = struct.unpack(f">{ndim}I", raw[4:header])
-    expected = int(np.prod(dims))
-    if len(raw) - header != expected:
-        raise DataError(f"{path}: IDX header promises {expected} bytes of data, "
-                        f"file holds {len(raw) - header}")
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+    dims = struct.unpack(f">{ndim}I", header[4:])
+    shown = "x".join(map(str, dims))
+    if 0 in dims:
+        raise DataError(f"{path}: IDX header declares an empty array ({shown})")
+    size = declared_bytes(dims, 1)
+    check_size(size, path, f"the data the IDX header declares ({shown})")
+    compressed = Path(path).stat().st_size
+    if size > compressed * DEFLATE_MAX_RATIO:
+        raise DataError(f"{path}: IDX header promises {size:,} bytes ({shown}), more than "
+                        f"a {compressed:,}-byte gzip file can hold "
+                        f"(deflate expands {DEFLATE_MAX_RATIO}:1 at most)")
+    return dims
 
 
 def _load_mnist(split, folder, pad=0):
@@ -139,10 +314,10 @@ def _load_mnist(split, folder, pad=0):
     if len(images) != len(labels):
         raise DataError(f"{folder}: {len(images)} MNIST images but {len(labels)} labels")
     part = slice(0, MNIST_TRAIN) if split == "train" else slice(MNIST_TRAIN, None)
-    X = images[part, None, :, :] / 255.0
+    X = as_images(images[part], folder / MNIST_FILES[0])
     if pad:
         X = np.pad(X, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    return X, labels[part].astype(np.int64)
+    return X, as_labels(labels[part], folder / MNIST_FILES[1])
 
 
 # ----------------------------------------------------------------------------
@@ -185,10 +360,16 @@ def _read_cifar_batch(path: Path):
     labels = batch.get(b"labels", batch.get("labels"))
     if data is None or labels is None:
         raise DataError(f"{path}: missing 'data' or 'labels'")
-    data = np.asarray(data)
-    if data.ndim != 2 or data.shape[1] != 3072:
-        raise DataError(f"{path}: 'data' must be (N, 3072), got {data.shape}")
-    return data.reshape(-1, 3, 32, 32), np.asarray(labels, dtype=np.int64)
+    if not (isinstance(data, np.ndarray) and data.dtype == np.uint8
+            and data.ndim == 2 and data.shape[1] == 3072):
+        found = (f"{data.dtype} array of shape {data.shape}" if isinstance(data, np.ndarray)
+                 else type(data).__name__)
+        raise DataError(f"{path}: 'data' must be a uint8 array of shape (N, 3072), "
+                        f"got {found}")
+    if not isinstance(labels, (list, np.ndarray)):
+        raise DataError(f"{path}: 'labels' must be a list of integers, "
+                        f"got {type(labels).__name__}")
+    return data.reshape(-1, 3, 32, 32), as_labels(labels, path)
 
 
 def _load_cifar10(split, folder):
@@ -197,13 +378,14 @@ def _load_cifar10(split, folder):
     if not names:
         _require(folder / CIFAR_TRAIN[0], hint)
     train = [_read_cifar_batch(folder / n) for n in names]
-    X_train = np.concatenate([x for x, _ in train]) / 255.0
+    X_train = as_images(np.concatenate([x for x, _ in train]), folder, layout="NCHW")
     mean_image = X_train.mean(axis=0)   # cs231n: subtract the training mean image
     if split == "train":
         X, y = X_train, np.concatenate([y for _, y in train])
     else:
-        X, y = _read_cifar_batch(_require(folder / CIFAR_TEST[0], hint))
-        X = X / 255.0
+        path = _require(folder / CIFAR_TEST[0], hint)
+        X, y = _read_cifar_batch(path)
+        X = as_images(X, path, layout="NCHW")
     return X - mean_image, y
 
 
@@ -254,7 +436,8 @@ def _load_digits123(split, folder):
     if rows.shape[1] != 37:
         raise DataError(f"{path}: expected 37 values per line (36 pixels, label), got {rows.shape[1]}")
     # The seed reports training accuracy only, so both splits are the whole file.
-    return rows[:, :36].reshape(-1, 1, 6, 6), rows[:, 36].astype(np.int64) - 1
+    return (as_images(rows[:, :36].reshape(-1, 1, 6, 6), path, layout="NCHW"),
+            as_labels(rows[:, 36], path) - 1)
 
 
 # ----------------------------------------------------------------------------
@@ -312,8 +495,8 @@ def load_dataset(name, split="train", data_dir=None, dtype="float64"):
         raise DataError(f"data directory not found: {folder} (pass --data-dir with the "
                         f"folder holding {', '.join(ds.files)})")
     X, y = ds.loader(split, folder)
-    X, y = np.asarray(X), np.asarray(y)
-    validate(X, y, ds.num_classes, f"{name} ({split}) from {folder or 'built-in data'}")
+    X = np.asarray(X)
+    y = validate(X, y, ds.num_classes, f"{name} ({split}) from {folder or 'built-in data'}")
     if X.shape[1:] != ds.input_shape:
         raise DataError(f"{name} ({split}): images of shape {X.shape[1:]}, "
                         f"expected {ds.input_shape}")

@@ -28,3 +28,19 @@ class DivergenceError(PartrainError):
 
 class WorkerError(PartrainError):
     """A chunk's computation raised inside a worker process (exit status 1)."""
+
+
+class HungWorkerError(WorkerError):
+    """A worker stopped answering and could not be replaced (exit status 1)."""
+
+
+class Interrupted(Exception):
+    """The run was asked to stop (Ctrl-C, SIGTERM, SIGHUP) and stopped at a step
+    boundary; the exit status is 128 + the signal number, as a shell reports it."""
+
+    def __init__(self, signum):
+        import signal
+
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+        self.exit_code = 128 + signum

@@ -23,14 +23,25 @@ from numpy.lib.stride_tricks import sliding_window_view
 Init = "callable(rng: numpy.random.Generator, shape: tuple) -> float64 ndarray"
 
 
-def uniform_init(limit):
-    """Initializer drawing from U(-limit, limit)."""
-    return lambda rng, shape: rng.uniform(-limit, limit, size=shape)
+class uniform_init:
+    """Initializer drawing from U(-limit, limit). A class, not a lambda, so a model
+    pickles with the standard library (checkpoints, worker processes)."""
+
+    def __init__(self, limit):
+        self.limit = float(limit)
+
+    def __call__(self, rng, shape):
+        return rng.uniform(-self.limit, self.limit, size=shape)
 
 
-def normal_init(std):
+class normal_init:
     """Initializer drawing from N(0, std**2)."""
-    return lambda rng, shape: std * rng.standard_normal(size=shape)
+
+    def __init__(self, std):
+        self.std = float(std)
+
+    def __call__(self, rng, shape):
+        return self.std * rng.standard_normal(size=shape)
 
 
 def zeros_init(rng, shape):
@@ -88,10 +99,22 @@ def _pad(x, pad):
 # ----------------------------------------------------------------------------
 
 class Layer:
-    """Base class: a layer without parameters.
+    """Base class of a layer: ``forward(x) -> (y, cache)``, ``backward(dy, cache) ->
+    (dx, grads)``.
 
-    Subclasses with parameters override :meth:`param_shapes` and :meth:`init_params`.
+    Parameters live in ``self.params`` (``dict[str, ndarray]``); the model re-binds them
+    to named views of its one flat buffer, so a layer must update nothing but through
+    those views, and ``backward`` returns ``grads`` with the same keys and shapes.
+
+    Two ways to declare parameters:
+
+    * simplest (your own layer): set ``self.params = {"W": initial_array, ...}`` in
+      ``__init__``; the model copies those values into its buffer;
+    * or override :meth:`param_shapes` and :meth:`init_params` (the built-in layers do),
+      so the values come from the model's seeded random generator.
+
     ``decay`` names the parameters that L2 weight decay applies to (weights, not biases).
+    ``output_shape`` is optional: the model finds shapes by a forward pass on one sample.
     """
 
     decay: tuple = ()
@@ -103,14 +126,10 @@ class Layer:
         self.need_dx = True
 
     def param_shapes(self) -> dict[str, tuple]:
-        return {}
+        return {k: np.shape(v) for k, v in getattr(self, "params", {}).items()}
 
     def init_params(self, rng) -> dict[str, np.ndarray]:
-        return {}
-
-    def output_shape(self, input_shape: tuple) -> tuple:
-        """Shape of one sample's output given one sample's input shape (no batch axis)."""
-        return input_shape
+        return {k: np.array(v, dtype=np.float64) for k, v in getattr(self, "params", {}).items()}
 
     def forward(self, x):
         raise NotImplementedError
@@ -315,6 +334,11 @@ class Conv2D(Layer):
         Wf = scipy.fft.rfft2(self._dense_weight(), s=s)
         self._weight_fft_memo = (s, W.copy(), Wf)
         return Wf
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_weight_fft_memo"] = None   # a per-process cache, rebuilt on first use
+        return state
 
     def describe(self):
         conn = f", {len(self.table_out)} connections" if self.table_out is not None else ""

@@ -25,6 +25,15 @@ class Loss:
         """scores: (N, K) -> int labels (N,)."""
         return scores.argmax(axis=1)
 
+    def num_classes(self, num_outputs):
+        """How many label values a model with ``num_outputs`` scores predicts."""
+        return num_outputs
+
+    def probabilities(self, scores):
+        """scores: (N, K) -> (N, num_classes) class probabilities (or the model's own
+        activations, for losses that are not probabilistic)."""
+        return scores
+
 
 class SoftmaxCrossEntropy(Loss):
     """-log softmax(scores)[y]; scores: (N, K) logits, y: (N,) ints in [0, K)."""
@@ -40,6 +49,10 @@ class SoftmaxCrossEntropy(Loss):
         dscores = exp / total
         dscores[rows, y] -= 1
         return loss_sum, dscores
+
+    def probabilities(self, scores):
+        exp = np.exp(scores - scores.max(axis=1, keepdims=True))
+        return exp / exp.sum(axis=1, keepdims=True)
 
 
 class SigmoidBinaryCrossEntropy(Loss):
@@ -60,6 +73,13 @@ class SigmoidBinaryCrossEntropy(Loss):
 
     def predict_labels(self, scores):
         return (scores[:, 0] > 0).astype(np.int64)
+
+    def num_classes(self, num_outputs):
+        return 2
+
+    def probabilities(self, scores):
+        p = sigmoid(scores[:, 0])
+        return np.stack([1 - p, p], axis=1)
 
 
 class HalfSumSquares(Loss):

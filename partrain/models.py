@@ -1,80 +1,97 @@
-"""A sequential model whose parameters are named views into one flat buffer, and the
-seed systems as presets.
+"""A sequential model whose parameters are named views into one flat buffer.
 
 ``model.flat`` is a 1-D array holding every parameter; ``model.params["c1.W"]`` is a
 view of its slice. Gradients use the same layout, so averaging gradients, applying an
 optimizer, broadcasting parameters to workers or saving a checkpoint is one array
 operation on a flat vector, not a loop over layers.
+
+Any object with ``forward(x) -> (y, cache)`` and ``backward(dy, cache) -> (dx, grads)``
+can be a layer (see :class:`partrain.layers.Layer`), including your own classes defined
+in a script or a notebook: the engine sends the model itself to its workers.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import copy
 
 import numpy as np
 
-from . import layers as L
 from .errors import UsageError
-from .losses import HalfSumSquares, SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+def _named(layers):
+    """[(name, layer)] from a list of layers, of (name, layer) pairs, or a dict."""
+    if isinstance(layers, dict):
+        layers = list(layers.items())
+    named, counts = [], {}
+    for item in layers:
+        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
+            named.append(item)
+            continue
+        kind = type(item).__name__.lower()
+        named.append((f"{kind}{counts.get(kind, 0)}", item))   # conv2d0, relu0, conv2d1...
+        counts[kind] = counts.get(kind, 0) + 1
+    names = [n for n, _ in named]
+    if len(set(names)) != len(names) or any("." in n or "/" in n for n in names):
+        raise UsageError(f"layer names must be unique and contain no '.' or '/': {names}")
+    for name, layer in named:
+        if not (callable(getattr(layer, "forward", None)) and callable(getattr(layer, "backward", None))):
+            raise UsageError(f"layer {name} ({type(layer).__name__}) has no forward/backward methods")
+    return named
 
 
 class Sequential:
     """Layers applied in order, followed by a loss.
 
+    layers: a list of layers, of ``(name, layer)`` pairs, or a dict name -> layer.
+    loss: a :mod:`partrain.losses` object (``loss(scores, y) -> (loss_sum, dscores)``).
+    input_shape: (C, H, W) of one sample; optional, checked when training starts.
     Parameters are initialised in layer order from ``numpy.random.default_rng(seed)``
     in float64 and then cast, so float32 and float64 models start from the same values.
     """
 
-    def __init__(self, name, layers, loss, input_shape, num_classes, seed=0,
-                 dtype="float64", weight_decay=0.0):
-        if dtype not in DTYPES:
+    def __init__(self, layers, loss, input_shape=None, seed=0, dtype="float32",
+                 name="sequential"):
+        if str(dtype) not in DTYPES:
             raise UsageError(f"unknown dtype {dtype!r}; choose float32 or float64")
+        named = _named(layers)
         self.name = name
-        self.layers = [layer for _, layer in layers]
-        self.layer_names = [n for n, _ in layers]
+        self.layers = [layer for _, layer in named]
+        self.layer_names = [n for n, _ in named]
         self.loss = loss
-        self.input_shape = tuple(input_shape)
-        self.num_classes = num_classes
-        self.dtype = np.dtype(DTYPES[dtype])
-        self.weight_decay = float(weight_decay)
+        self.dtype = np.dtype(DTYPES[str(dtype)])
+        self.seed = seed
+        self.input_shape = None
+        # Nobody needs d(loss)/d(input image); for a convolution it is the most
+        # expensive part of backward.
         self.layers[0].need_dx = False
-
-        # Check the geometry now, so a preset built for the wrong image size fails with
-        # a sentence, not a broadcasting error deep inside a forward pass.
-        shape = self.input_shape
-        for lname, layer in layers:
-            try:
-                shape = layer.output_shape(shape)
-            except ValueError as exc:
-                raise UsageError(f"model {name!r} cannot take {self.input_shape} inputs: "
-                                 f"layer {lname}: {exc}") from None
-            if min(shape) < 1:
-                raise UsageError(
-                    f"model {name!r} cannot take {self.input_shape} inputs: layer {lname} "
-                    f"would produce an empty {shape} output")
-        self.output_shape = shape
 
         # Layout of the flat buffer: (key, layer index, local name, shape, offset).
         self.layout = []
         offset = 0
-        for i, (lname, layer) in enumerate(layers):
+        for i, (lname, layer) in enumerate(named):
             for pname, pshape in layer.param_shapes().items():
                 self.layout.append((f"{lname}.{pname}", i, pname, tuple(pshape), offset))
                 offset += int(np.prod(pshape))
         self.num_params = offset
         self.decay_mask = np.zeros(offset, dtype=bool)
         for key, i, pname, shape, off in self.layout:
-            if pname in self.layers[i].decay:
+            if pname in getattr(self.layers[i], "decay", ()):
                 self.decay_mask[off : off + int(np.prod(shape))] = True
 
         rng = np.random.default_rng(seed)
-        flat = np.empty(offset, dtype=self.dtype)
-        self.bind(flat)
-        for i, layer in enumerate(self.layers):
-            for pname, value in layer.init_params(rng).items():
-                layer.params[pname][...] = value
+        initial = [layer.init_params(rng) for layer in self.layers]
+        self.bind(np.empty(offset, dtype=self.dtype))
+        for key, i, pname, shape, off in self.layout:
+            value = np.asarray(initial[i][pname])
+            if value.shape != shape:
+                raise UsageError(f"layer {self.layer_names[i]}: initial {pname} has shape "
+                                 f"{value.shape}, param_shapes() says {shape}")
+            self.params[key][...] = value
+        if input_shape is not None:
+            self.check_input(input_shape)
 
     # -- the flat buffer ------------------------------------------------------
 
@@ -87,6 +104,9 @@ class Sequential:
             raise ValueError(f"flat buffer must be ({self.num_params},) {self.dtype}")
         self.flat = flat
         self.params = self.views(flat)
+        for layer in self.layers:
+            if not hasattr(layer, "params"):
+                layer.params = {}
         for key, i, pname, shape, off in self.layout:
             self.layers[i].params[pname] = self.params[key]
 
@@ -94,6 +114,50 @@ class Sequential:
         """dict[key, ndarray]: named views of a flat vector laid out like the parameters."""
         return {key: flat[off : off + int(np.prod(shape))].reshape(shape)
                 for key, _, _, shape, off in self.layout}
+
+    def __getstate__(self):
+        """Pickle the architecture and the parameter values once (not once per view)."""
+        state = dict(self.__dict__)
+        state["layers"] = [copy.copy(layer) for layer in self.layers]
+        for layer in state["layers"]:
+            if hasattr(layer, "params"):
+                layer.params = {}
+        state.pop("params")
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.bind(self.flat)
+
+    # -- shapes ---------------------------------------------------------------
+
+    def check_input(self, input_shape):
+        """Fix the sample shape (C, H, W) and return the output shape of one sample.
+
+        A forward pass on one zero image finds every layer's output shape, so your own
+        layers need no ``output_shape`` method, and a geometry that does not fit fails
+        here with the layer's name rather than deep inside a training step.
+        """
+        input_shape = tuple(int(d) for d in input_shape)
+        x = np.zeros((1,) + input_shape, self.dtype)
+        for lname, layer in zip(self.layer_names, self.layers):
+            try:
+                with np.errstate(all="ignore"):
+                    x, _ = layer.forward(x)
+            except Exception as exc:   # a user's layer may raise anything
+                raise UsageError(f"model {self.name!r} cannot take {input_shape} inputs: "
+                                 f"layer {lname} ({type(layer).__name__}) failed: "
+                                 f"{type(exc).__name__}: {exc}") from None
+            if not isinstance(x, np.ndarray) or x.ndim < 2 or x.shape[0] != 1 or x.size == 0:
+                raise UsageError(f"model {self.name!r} cannot take {input_shape} inputs: "
+                                 f"layer {lname} returned {getattr(x, 'shape', type(x).__name__)}")
+        if x.ndim != 2:
+            raise UsageError(f"model {self.name!r} ends in scores of shape {x.shape[1:]} per "
+                             "sample; the loss needs a flat vector (add a Flatten and a Dense)")
+        self.input_shape = input_shape
+        self.output_shape = x.shape[1:]
+        self.num_classes = self.loss.num_classes(self.output_shape[0])
+        return self.output_shape
 
     # -- computation ----------------------------------------------------------
 
@@ -107,10 +171,11 @@ class Sequential:
         return out, caches
 
     def predict(self, X, batch_size=512):
-        """Scores for X: (N, *input_shape) -> (N, *output_shape), in batches to bound memory."""
+        """Scores for X: (N, *input_shape) -> (N, K), in batches to bound memory, in this
+        process (``partrain.predict`` uses every core)."""
         X = np.asarray(X, dtype=self.dtype)
         parts = [self.forward(X[i : i + batch_size])[0] for i in range(0, len(X), batch_size)]
-        return np.concatenate(parts) if parts else np.empty((0,) + self.output_shape, self.dtype)
+        return np.concatenate(parts)
 
     def predict_labels(self, X, batch_size=512):
         return self.loss.predict_labels(self.predict(X, batch_size))
@@ -129,202 +194,44 @@ class Sequential:
         gviews = self.views(grad)
         for i in range(len(self.layers) - 1, -1, -1):
             d, grads = self.layers[i].backward(d, caches[i])
-            for pname, g in grads.items():
+            for pname, g in (grads or {}).items():
                 gviews[f"{self.layer_names[i]}.{pname}"][...] = g
         return loss_sum, grad
 
-    def add_weight_decay(self, loss, grad_flat):
+    def add_weight_decay(self, loss, grad_flat, weight_decay):
         """Add 1/2 wd * sum(W^2) to the loss and wd * W to the gradient (weights only)."""
-        if self.weight_decay == 0:
+        if weight_decay == 0:
             return loss
         w = self.flat[self.decay_mask]
-        grad_flat[self.decay_mask] += self.weight_decay * w
-        return loss + 0.5 * self.weight_decay * float(np.dot(w.astype(np.float64), w))
+        grad_flat[self.decay_mask] += weight_decay * w
+        return loss + 0.5 * weight_decay * float(np.dot(w.astype(np.float64), w))
 
-    def loss_and_grads(self, X, y):
+    def loss_and_grads(self, X, y, weight_decay=0.0):
         """Mean loss over the batch (plus weight decay) and grads keyed like ``params``."""
         X = np.asarray(X, dtype=self.dtype)
         loss_sum, grad = self.loss_sum_and_grads(X, np.asarray(y))
         grad /= len(X)
-        loss = self.add_weight_decay(loss_sum / len(X), grad)
+        loss = self.add_weight_decay(loss_sum / len(X), grad, weight_decay)
         return loss, self.views(grad)
 
-    def summary(self):
-        lines = [f"{self.name}: input {self.input_shape}, {self.num_params:,} parameters"]
-        shape = self.input_shape
+    def describe_layers(self):
+        """[(name, description, output shape or None, parameter count)] per layer."""
+        rows, x = [], None
+        if self.input_shape is not None:
+            x = np.zeros((1,) + self.input_shape, self.dtype)
         for lname, layer in zip(self.layer_names, self.layers):
-            shape = layer.output_shape(shape)
+            if x is not None:
+                with np.errstate(all="ignore"):
+                    x, _ = layer.forward(x)
             n = sum(int(np.prod(s)) for s in layer.param_shapes().values())
-            lines.append(f"  {lname:<6} {layer.describe():<50} -> {str(shape):<14} {n:>8,}")
-        lines.append(f"  loss   {self.loss.name}")
+            describe = getattr(layer, "describe", lambda: type(layer).__name__)
+            rows.append((lname, describe(), None if x is None else x.shape[1:], n))
+        return rows
+
+    def summary(self):
+        shape = self.input_shape or "?"
+        lines = [f"{self.name}: input {shape}, {self.num_params:,} parameters"]
+        for lname, text, out, n in self.describe_layers():
+            lines.append(f"  {lname:<8} {text:<50} -> {str(out or '?'):<14} {n:>8,}")
+        lines.append(f"  loss     {getattr(self.loss, 'name', type(self.loss).__name__)}")
         return "\n".join(lines)
-
-
-# ----------------------------------------------------------------------------
-# Presets
-# ----------------------------------------------------------------------------
-
-# LeNet-5's C3 connection table (LeCun et al. 1998, table I): which of the six
-# S2 maps each of the sixteen C3 maps reads.
-LENET_C3_TABLE = (
-    [[(i + j) % 6 for j in range(3)] for i in range(6)]
-    + [[(i + j) % 6 for j in range(4)] for i in range(6)]
-    + [[0, 1, 3, 4], [1, 2, 4, 5], [0, 2, 3, 5]]
-    + [list(range(6))]
-)
-
-
-@dataclass
-class Preset:
-    """A seed system: how to build it and how its seed trained it."""
-
-    name: str
-    build: callable            # (input_shape, num_classes) -> (layers, loss)
-    input_shape: tuple
-    num_classes: int
-    dataset: str
-    source: str
-    train: dict = field(default_factory=dict)   # default training settings
-    binary: bool = False                        # one sigmoid output: needs 2 classes
-
-
-def _after(size, stages):
-    """Image side after alternating valid k x k convolutions and non-overlapping p x p pools:
-    stages = [k1, p1, k2, p2, ...]."""
-    for i, n in enumerate(stages):
-        size = size - n + 1 if i % 2 == 0 else size // n
-    return size
-
-
-def _lenet5_cat(input_shape, num_classes):
-    u = L.uniform_init(0.12)
-    c, h, w = input_shape
-    layers = [
-        ("c1", L.Conv2D(c, 6, 9, w_init=u)),
-        ("s2", L.MaxPool2D(2)), ("a2", L.ReLU()),
-        ("c3", L.Conv2D(6, 16, 9, table=LENET_C3_TABLE, w_init=u)),
-        ("s4", L.MaxPool2D(2)), ("a4", L.ReLU()),
-        ("flat", L.Flatten()),
-        ("c5", L.Dense(16 * _after(h, [9, 2, 9, 2]) * _after(w, [9, 2, 9, 2]), 120, w_init=u)),
-        # The seed's theta (121 x 1) includes the bias, drawn from the same uniform.
-        ("f6", L.Dense(120, 1, w_init=u, b_init=u)),
-    ]
-    return layers, SigmoidBinaryCrossEntropy()
-
-
-def _mnist_conv(input_shape, num_classes):
-    c, h, w = input_shape
-    flat = 20 * ((h - 8) // 2) * ((w - 8) // 2)
-    layers = [
-        ("c1", L.Conv2D(c, 20, 9, bias=False, w_init=L.normal_init(1e-2))),
-        ("a1", L.ReLU()),
-        ("s2", L.AvgPool2D(2)),
-        ("flat", L.Flatten()),
-        # The seed's Glorot-style scale uses 360 + 2000, kept as written.
-        ("f3", L.Dense(flat, 100, bias=False, w_init=L.uniform_init(np.sqrt(6 / (360 + 2000))))),
-        ("a3", L.ReLU()),
-        ("f4", L.Dense(100, num_classes, bias=False,
-                       w_init=L.uniform_init(np.sqrt(6 / (num_classes + 100))))),
-    ]
-    return layers, SoftmaxCrossEntropy()
-
-
-def _convnet3(input_shape, num_classes):
-    c, h, w = input_shape
-    n = L.normal_init(1e-3)   # cs231n's weight_scale
-    layers = [
-        ("c1", L.Conv2D(c, 32, 7, pad=3, w_init=n)),
-        ("a1", L.ReLU()),
-        ("s1", L.MaxPool2D(2)),
-        ("flat", L.Flatten()),
-        ("f2", L.Dense(32 * (h // 2) * (w // 2), 100, w_init=n)),
-        ("a2", L.ReLU()),
-        ("f3", L.Dense(100, num_classes, w_init=n)),
-    ]
-    return layers, SoftmaxCrossEntropy()
-
-
-def _digits123(input_shape, num_classes):
-    c, h, w = input_shape
-    n = L.normal_init(1.0)   # the seed's hand-set starting weights are of this scale
-    layers = [
-        ("c1", L.Conv2D(c, 3, 3, w_init=n, b_init=n)),
-        ("a1", L.Sigmoid()),
-        ("s1", L.MaxPool2D(2)),
-        ("flat", L.Flatten()),
-        ("f2", L.Dense(3 * ((h - 2) // 2) * ((w - 2) // 2), num_classes, w_init=n, b_init=n)),
-        ("a2", L.Sigmoid()),
-    ]
-    return layers, HalfSumSquares()
-
-
-def _lenet5(input_shape, num_classes):
-    c, h, w = input_shape
-
-    def lecun(fan_in):   # LeCun 1998, appendix C: U(-2.4/F, 2.4/F)
-        return L.uniform_init(2.4 / fan_in)
-
-    layers = [
-        ("c1", L.Conv2D(c, 6, 5, w_init=lecun(c * 25))),
-        ("a1", L.Tanh()),
-        ("s2", L.AvgPool2D(2)),
-        ("c3", L.Conv2D(6, 16, 5, table=LENET_C3_TABLE, w_init=lecun(6 * 25))),
-        ("a3", L.Tanh()),
-        ("s4", L.AvgPool2D(2)),
-        ("flat", L.Flatten()),
-        ("c5", L.Dense(16 * _after(h, [5, 2, 5, 2]) * _after(w, [5, 2, 5, 2]), 120,
-                       w_init=lecun(400))),
-        ("a5", L.Tanh()),
-        ("f6", L.Dense(120, 84, w_init=lecun(120))),
-        ("a6", L.Tanh()),
-        ("out", L.Dense(84, num_classes, w_init=lecun(84))),
-    ]
-    return layers, SoftmaxCrossEntropy()
-
-
-PRESETS = {p.name: p for p in [
-    Preset("lenet5-cat", _lenet5_cat, (3, 64, 64), 2, "catvnoncat",
-           "seed 000: LeNet-5 variant, cat vs non-cat",
-           dict(batch_size="full", steps=500, optimizer="sgd", lr=0.03), binary=True),
-    Preset("mnist-conv", _mnist_conv, (1, 28, 28), 10, "mnist",
-           "seed 004: MNIST conv, 20 9x9 filters, mean pool, 100 ReLU, no biases",
-           dict(batch_size=100, epochs=3, optimizer="momentum", lr=0.01, momentum=0.95)),
-    Preset("convnet3", _convnet3, (3, 32, 32), 10, "cifar10",
-           "seed 001: cs231n ThreeLayerConvNet (conv7-relu-pool-affine-relu-affine)",
-           dict(batch_size=2, epochs=5, optimizer="momentum", lr=5e-4, momentum=0.9,
-                lr_decay=0.95, weight_decay=0.9)),
-    Preset("digits123", _digits123, (1, 6, 6), 3, "digits123",
-           "seed 003: tiny 6x6 digit net, sigmoid, 1/2 sum of squares",
-           # The seed sums its gradient over the 96 samples with lr 0.2; partrain
-           # averages, so the same step needs lr 0.2 * 96.
-           dict(batch_size="full", steps=50, optimizer="sgd", lr=19.2)),
-    Preset("lenet5", _lenet5, (1, 32, 32), 10, "mnist32",
-           "LeCun et al. 1998: classic LeNet-5 on 32x32, tanh, C3 table, 120-84-10",
-           dict(batch_size=32, epochs=20, optimizer="momentum", lr=0.1, momentum=0.9)),
-]}
-
-
-def build_model(name, seed=0, dtype="float64", input_shape=None, num_classes=None,
-                weight_decay=0.0):
-    """Build a preset by name. ``input_shape`` (C, H, W) and ``num_classes`` default to
-    the seed's; pass a dataset's to train the same architecture on other images."""
-    if name not in PRESETS:
-        raise UsageError(f"unknown model {name!r}; choose one of: {', '.join(PRESETS)}")
-    preset = PRESETS[name]
-    input_shape = tuple(input_shape or preset.input_shape)
-    num_classes = num_classes or preset.num_classes
-    if preset.binary and num_classes != 2:
-        raise UsageError(f"model {name!r} has one sigmoid output and needs a 2-class "
-                         f"dataset, not {num_classes} classes")
-    try:
-        layers, loss = preset.build(input_shape, num_classes)
-    except (ValueError, ZeroDivisionError) as exc:
-        raise UsageError(f"model {name!r} cannot take {input_shape} inputs: {exc}") from None
-    model = Sequential(name, layers, loss, input_shape, num_classes, seed=seed, dtype=dtype,
-                       weight_decay=weight_decay)
-    # Enough to build the same model in another process (the engine's workers).
-    model.spec = dict(name=name, seed=seed, dtype=dtype, input_shape=input_shape,
-                      num_classes=num_classes, weight_decay=weight_decay)
-    return model
-
-

@@ -13,11 +13,27 @@ from .errors import UsageError
 
 
 class Optimizer:
+    """Base of the update rules. ``weight_decay`` is the L2 strength on weights (the
+    trainer adds ``wd * W`` to the gradient of the parameters the model marks)."""
+
     name = ""
 
-    def __init__(self, lr):
+    def __init__(self, lr, weight_decay=0.0):
+        if not (isinstance(lr, (int, float, np.floating)) and np.isfinite(lr) and lr > 0):
+            raise UsageError(f"learning rate must be a positive number, got {lr!r}")
+        if not (np.isfinite(weight_decay) and weight_decay >= 0):
+            raise UsageError(f"weight decay must be >= 0, got {weight_decay!r}")
         self.lr = float(lr)
+        self.weight_decay = float(weight_decay)
         self.state: dict[str, np.ndarray] = {}
+
+    def hyperparameters(self):
+        """The settings that change the result, for the run record and fingerprint."""
+        return {k: v for k, v in vars(self).items() if k != "state"} | {"name": self.name}
+
+    def state_shapes(self, num_params):
+        """{key: (shape, dtype kind)} of every state array this rule may keep."""
+        return {}
 
     def _slot(self, key, like):
         if key not in self.state:
@@ -54,9 +70,14 @@ class Momentum(Optimizer):
 
     name = "momentum"
 
-    def __init__(self, lr, momentum=0.9):
-        super().__init__(lr)
+    def __init__(self, lr, momentum=0.9, weight_decay=0.0):
+        super().__init__(lr, weight_decay)
+        if not (np.isfinite(momentum) and 0 <= momentum < 1):
+            raise UsageError(f"momentum must lie in [0, 1), got {momentum!r}")
         self.momentum = float(momentum)
+
+    def state_shapes(self, num_params):
+        return {"velocity": ((num_params,), "f")}
 
     def step(self, w, g):
         v = self._slot("velocity", w)
@@ -83,9 +104,12 @@ class RMSProp(Optimizer):
 
     name = "rmsprop"
 
-    def __init__(self, lr, decay_rate=0.99, eps=1e-8):
-        super().__init__(lr)
+    def __init__(self, lr, decay_rate=0.99, eps=1e-8, weight_decay=0.0):
+        super().__init__(lr, weight_decay)
         self.decay_rate, self.eps = decay_rate, eps
+
+    def state_shapes(self, num_params):
+        return {"cache": ((num_params,), "f")}
 
     def step(self, w, g):
         cache = self._slot("cache", w)
@@ -99,9 +123,12 @@ class Adam(Optimizer):
 
     name = "adam"
 
-    def __init__(self, lr, beta1=0.9, beta2=0.999, eps=1e-8):
-        super().__init__(lr)
+    def __init__(self, lr, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
+        super().__init__(lr, weight_decay)
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
+
+    def state_shapes(self, num_params):
+        return {"m": ((num_params,), "f"), "v": ((num_params,), "f"), "t": ((1,), "i")}
 
     def step(self, w, g):
         m, v = self._slot("m", w), self._slot("v", w)
@@ -119,11 +146,10 @@ class Adam(Optimizer):
 OPTIMIZERS = {cls.name: cls for cls in (SGD, Momentum, Nesterov, RMSProp, Adam)}
 
 
-def make_optimizer(name, lr, momentum=0.9):
+def make_optimizer(name, lr, momentum=0.9, weight_decay=0.0):
+    """An optimizer by name (CLI and presets); the Python API also takes objects."""
     if name not in OPTIMIZERS:
         raise UsageError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
-    if not lr > 0:
-        raise UsageError(f"--lr must be positive, got {lr}")
     if name in ("momentum", "nesterov"):
-        return OPTIMIZERS[name](lr, momentum=momentum)
-    return OPTIMIZERS[name](lr)
+        return OPTIMIZERS[name](lr, momentum=momentum, weight_decay=weight_decay)
+    return OPTIMIZERS[name](lr, weight_decay=weight_decay)

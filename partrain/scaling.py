@@ -27,7 +27,7 @@ import numpy as np
 
 from .data import DATASETS, load_dataset
 from .engine import make_engine
-from .models import build_model
+from .presets import build_model
 from .outputs import atomic_path, write_csv, write_json, write_text
 
 
@@ -102,7 +102,8 @@ def torch_step_seconds(model, X, y, threads, repeats):
 def run_scaling(model_name, dataset, data_dir=None, workers=(1, 2), batch_sizes=("full",),
                 dtype="float32", chunk_size=None, rounds=5, steps=3, baselines=True,
                 name=None, out="results/scaling", log=print):
-    from .trainer import default_chunk_size, machine_info, physical_cores
+    from .machine import machine_info, physical_cores
+    from .settings import default_chunk_size
 
     X, y = load_dataset(dataset, "train", data_dir, dtype)
     cores = physical_cores()
@@ -116,13 +117,13 @@ def run_scaling(model_name, dataset, data_dir=None, workers=(1, 2), batch_sizes=
         for w in workers:
             m = build_model(model_name, seed=0, dtype=dtype, input_shape=X.shape[1:],
                             num_classes=DATASETS[dataset].num_classes)
-            configs[f"{w} workers"] = (w, make_engine("process", m, X, y, chunk, workers=w,
-                                                      max_batch=batch))
+            configs[f"{w} workers"] = (w, make_engine(m, {"train": (X, y)}, chunk, backend="process",
+                                                      workers=w, max_batch=batch))
         if baselines:
             m = build_model(model_name, seed=0, dtype=dtype, input_shape=X.shape[1:],
                             num_classes=DATASETS[dataset].num_classes)
-            configs["blas"] = (cores, make_engine("serial", m, X, y, batch, max_batch=batch,
-                                                  blas_threads=cores))
+            configs["blas"] = (cores, make_engine(m, {"train": (X, y)}, batch, backend="serial",
+                                                  max_batch=batch, blas_threads=cores))
         samples = {k: [] for k in configs}
         overheads = {k: [] for k in configs}
         try:
@@ -136,7 +137,7 @@ def run_scaling(model_name, dataset, data_dir=None, workers=(1, 2), batch_sizes=
                         samples[key].append(e.stats.wall)
                         overheads[key].append(e.stats.overhead)
                 log(f"  batch {batch}: round {r + 1}/{rounds} done")
-            rss = {k: e.peak_rss() if hasattr(e, "peak_rss") else [] for k, (_, e) in configs.items()}
+            rss = {k: e.peak_rss() for k, (_, e) in configs.items()}
         finally:
             for _, e in configs.values():
                 e.close()

@@ -1,15 +1,18 @@
 """Loaders return float NCHW and int labels, and refuse bad files with one clear message."""
 
 import gzip
+import math
 import os
 import pickle
 import struct
+import time
 
 import h5py
 import numpy as np
 import pytest
 
-from partrain.data import generate_digits123, load_dataset, safe_unpickle
+import partrain.data
+from partrain.data import generate_digits123, load_dataset, read_idx, safe_unpickle
 from partrain.errors import DataError, UsageError
 
 
@@ -208,3 +211,94 @@ def test_unknown_dataset_and_split():
         load_dataset("imagenet")
     with pytest.raises(UsageError, match="unknown split"):
         load_dataset("digits", "validation")
+
+
+# -- IDX hardening: the header is checked before the data is read ----------------------
+
+def write_labels_idx(path, dims, body=b"", magic=2049):
+    header = struct.pack(f">{len(dims) + 1}I", magic, *dims)
+    path.write_bytes(gzip.compress(header + body))
+    return path
+
+
+@pytest.mark.parametrize("dims", [(2**16, 2**16, 1),          # 2**32: overflows 32 bits
+                                  (2**22, 2**22, 2**20),      # 2**64: int64 wraps to 0
+                                  (2**32 - 1,) * 3])          # ~2**96
+def test_idx_dims_whose_product_overflows(tmp_path, dims):
+    path = write_labels_idx(tmp_path / "x.gz", dims, magic=2051)
+    # Refused (over the size limit, or more than 31 bytes of gzip can hold), with the
+    # product computed exactly: no wrap-around to a small or zero size.
+    with pytest.raises(DataError, match=f"x.gz: .* {math.prod(dims):,} bytes.* more than"):
+        read_idx(path, 2051, 3)
+
+
+def test_idx_bomb_is_refused_after_reading_its_header(tmp_path):
+    path = write_labels_idx(tmp_path / "l.gz", (10**9,), bytes(60))
+    assert path.stat().st_size < 100
+    start = time.perf_counter()
+    with pytest.raises(DataError, match=r"l.gz: IDX header promises 1,000,000,000 bytes "
+                                        r".*more than a \d+-byte gzip file can hold"):
+        read_idx(path, 2049, 1)
+    assert time.perf_counter() - start < 0.5
+
+
+def test_idx_truncated_data(tmp_path):
+    path = write_labels_idx(tmp_path / "l.gz", (10,), bytes(5))
+    with pytest.raises(DataError, match="l.gz: file holds 5 bytes of data, header promises 10"):
+        read_idx(path, 2049, 1)
+
+
+def test_idx_trailing_data(tmp_path):
+    path = write_labels_idx(tmp_path / "l.gz", (10,), bytes(12))
+    with pytest.raises(DataError, match="l.gz: trailing data after the 10 bytes"):
+        read_idx(path, 2049, 1)
+
+
+def test_idx_zero_dimension(tmp_path):
+    path = write_labels_idx(tmp_path / "x.gz", (0, 28, 28), magic=2051)
+    with pytest.raises(DataError, match=r"declares an empty array \(0x28x28\)"):
+        read_idx(path, 2051, 3)
+
+
+# -- labels and pixels of the wrong kind, in the named datasets --------------------------
+
+@pytest.mark.parametrize("labels, problem", [
+    (["cat", "dog", "cat"], "labels must be real numbers"),
+    ([0.0, 1.5, 1.0], "labels must be whole numbers, found 1.5"),
+    ([0.0, np.nan, 1.0], "labels must be finite, found nan"),
+    ([0, 2**40, 1], r"labels must be below 2\*\*31, found 1099511627776"),
+    ([0, -1, 1], "labels must not be negative, found -1"),
+])
+def test_catvnoncat_bad_labels(tmp_path, labels, problem):
+    write_h5(tmp_path / "train_catvnoncat.h5", good_cat_arrays(3)[0], labels)
+    with pytest.raises(DataError, match=f"train_catvnoncat.h5: {problem}"):
+        load_dataset("catvnoncat", data_dir=tmp_path)
+
+
+def test_catvnoncat_string_pixels_refused_before_reading(tmp_path):
+    write_h5(tmp_path / "train_catvnoncat.h5", np.full((2, 64, 64, 3), b"x"), [0, 1])
+    with pytest.raises(DataError, match=r"pixels must be real numbers, got dtype \|S1"):
+        load_dataset("catvnoncat", data_dir=tmp_path)
+
+
+def test_catvnoncat_size_checked_before_reading(tmp_path, monkeypatch):
+    write_h5(tmp_path / "train_catvnoncat.h5", *good_cat_arrays(3))
+    monkeypatch.setattr(partrain.data, "MAX_ARRAY_BYTES", 1000)
+    with pytest.raises(DataError, match=r"'train_set_x' \(3, 64, 64, 3\) is [\d,]+ bytes, "
+                                        r"more than the limit of 1,000"):
+        load_dataset("catvnoncat", data_dir=tmp_path)
+
+
+@pytest.mark.parametrize("data, labels, problem", [
+    (np.zeros((2, 3072)), [0, 1], r"'data' must be a uint8 array .*got float64"),
+    ([[0] * 3072] * 2, [0, 1], "'data' must be a uint8 array .*got list"),
+    (np.zeros((2, 3072), np.uint8), "01", "'labels' must be a list of integers, got str"),
+    (np.zeros((2, 3072), np.uint8), [[0], [1, 2]], "labels are not a rectangular array"),
+    (np.zeros((2, 3072), np.uint8), [b"a", b"b"], "labels must be real numbers"),
+    (np.zeros((2, 3072), np.uint8), [0.5, 1], "labels must be whole numbers, found 0.5"),
+])
+def test_cifar_batch_of_the_wrong_kind(tmp_path, data, labels, problem):
+    with open(tmp_path / "data_batch_1", "wb") as f:
+        pickle.dump({b"data": data, b"labels": labels}, f)
+    with pytest.raises(DataError, match=f"data_batch_1: {problem}"):
+        load_dataset("cifar10", "train", tmp_path)

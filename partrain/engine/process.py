@@ -1,334 +1,407 @@
-"""The multi-process backend: persistent workers, shared memory, pipe signals.
+"""The process backend: persistent worker processes on this machine, shared memory.
 
-Layout in shared memory (POSIX segments with random names, created once per run):
+Memory: every large array lives in an *anonymous* shared-memory file (``memfd_create``)
+that the coordinator hands to its workers as an inherited file descriptor:
 
-* ``X``, ``y``: the training set, copied in once; workers map it, never receive it.
-* ``params``: the model's flat parameter vector. The coordinator's model is re-bound to
-  it, so the optimizer's in-place update *is* the broadcast.
-* ``slots`` (max_chunks, P) and ``losses`` (max_chunks,): one gradient sum and loss sum
-  per chunk, written by whichever worker computed it.
-* ``grad`` (P,): the step's mean gradient, which the trainer reads.
-* ``indices`` (max_batch,): the step's sample indices.
+* ``<split>.X``, ``<split>.y`` for train, val, test: copied in once, never sent again;
+* ``params`` (P,): the coordinator's model is re-bound to it, so the optimizer's
+  in-place update *is* the broadcast;
+* ``slots`` (max_chunks, P): one gradient sum per chunk; ``grad`` (P,): their mean.
 
-A step is two small messages to each worker over its pipe:
+An anonymous file has no name in ``/dev/shm``, so nothing can outlive the processes
+that map it, whatever kills them (SIGKILL of the whole process group included), and
+no run can trip over another's leftovers. Its space is reserved up front
+(``posix_fallocate``): too little memory is one clear error at start, not a SIGBUS
+in the middle of a step.
 
-1. ``("chunks", step, [(chunk, lo, hi), ...])`` (positions into ``indices``), answered
-   by ``("done", step, seconds, peak_rss)``. A worker owns a contiguous run of chunks
-   holding about 1/W of the samples.
-2. ``("reduce", step, n_chunks, batch, p_lo, p_hi)``: the worker adds every chunk's
-   gradient over its 1/W of the parameter range, in chunk order, into ``grad``
-   (answered ``("reduced", step, seconds, peak_rss)``). The sum is elementwise, so
-   splitting it by parameter range gives the same bits as one process summing it all,
-   and the coordinator's serial share of a step no longer grows with the chunk count.
+Workers are started with ``python -c`` (not ``multiprocessing``), so they never
+re-import the user's ``__main__``: a script needs no ``if __name__ == "__main__"``
+guard, and a model defined in a notebook or ``python -c`` works. The model itself
+travels to them pickled with cloudpickle (which joblib already depends on): it pickles
+classes defined in ``__main__`` or a notebook *by value*, where the standard pickle
+would only name them and fail in the worker.
 
-Measured on 2 cores, a pipe message plus shared memory costs ~0.3 ms a step; a joblib
-call per step ~10 ms, which is why joblib is not the per-step transport.
+A step sends each worker a small message over its socket (its chunks' sample indices,
+or its parameter range to reduce); see :mod:`partrain.engine.base` for the messages.
 
-Failure handling: the coordinator waits on pipes *and* process sentinels with a
-one-second timeout, so a killed worker is noticed at once; it is replaced and its
-message sent again (same chunks or the same sums, same bits). Workers ignore SIGINT (the coordinator
-handles Ctrl-C for everyone) and exit when their pipe closes, so a dead coordinator
-leaves no orphans; the resource tracker that multiprocessing starts unlinks the
-segments even if the coordinator is SIGKILLed.
+Failures: the coordinator waits on the sockets and the process handles with a short
+timeout, so a dead worker is noticed at once and a stop request within a fraction of a
+second. A worker that stays silent past :meth:`ProcessEngine.allowed_seconds` (20x the
+slowest recent answer, at least 10 s) is taken as hung (stopped, stuck, swapped out):
+it is killed. A dead or hung worker is replaced and its message sent again: the work
+rewrites only its own slots or range, so doing it twice changes no bit. Workers
+die with the coordinator (``PR_SET_PDEATHSIG``) and sit in their own session, so a
+terminal's Ctrl-C or hang-up reaches only the coordinator, which stops them cleanly.
 """
 
 from __future__ import annotations
 
-import multiprocessing as mp
+import ctypes
+import mmap
 import os
-import resource
-import secrets
 import signal
+import socket
+import subprocess
+import sys
+import tempfile
 import time
-import traceback
-from multiprocessing.connection import wait
-from multiprocessing.shared_memory import SharedMemory
+from collections import deque
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
 
 import numpy as np
+import psutil
 
-from ..errors import PartrainError, WorkerError
-from .base import Engine, compute_chunk, keep_freed_memory, mean_loss, one_blas_thread, sum_chunks
+from .. import signals
+from ..errors import HungWorkerError, PartrainError, WorkerError
+from .base import (Engine, Worker, keep_freed_memory, one_blas_thread, param_ranges,
+                   raise_worker_error)
 
-WAIT_SECONDS = 1.0       # how often the coordinator looks for dead workers while waiting
-START_TIMEOUT = 120.0    # a worker that is not ready by then is reported, not waited for
+POLL_SECONDS = 0.2         # how often waits look at stop requests and worker health
+START_TIMEOUT = 120.0      # a worker not ready by then counts as a failed start
+SPAWN_ATTEMPTS = 3         # starts tried before the run stops with an error
+RETRIES_PER_MESSAGE = 3    # replacements of one worker within one message
+HANG_FACTOR, HANG_FLOOR, HANG_FIRST = 20.0, 10.0, 300.0   # seconds, see allowed_seconds
 
 
 class SharedArray:
-    """A numpy array in a named POSIX shared-memory segment.
+    """A numpy array in an anonymous shared-memory file, inheritable by child processes.
 
-    ``spec`` (name, shape, dtype) is what another process needs to attach to it.
+    ``spec`` (fd, shape, dtype) is what a child needs to map it.
     """
 
-    def __init__(self, shape, dtype, name=None):
+    def __init__(self, shape, dtype, what):
         dtype = np.dtype(dtype)
-        size = max(int(np.prod(shape)) * dtype.itemsize, 1)
-        self.owner = name is None
-        if self.owner:
-            # Unpredictable (a random token) but attributable: the owner's pid says whose
-            # segment it is, for anyone looking for leftovers in /dev/shm.
-            name = f"partrain-{os.getpid()}-{secrets.token_hex(8)}"
-        self.shm = SharedMemory(name=name, create=self.owner, size=size if self.owner else 0)
-        self.array = np.ndarray(shape, dtype=dtype, buffer=self.shm.buf)
-        self.spec = (self.shm.name, tuple(shape), dtype.str)
+        self.size = max(int(np.prod(shape, dtype=np.int64)) * dtype.itemsize, 1)
+        self.fd = _anonymous_file(f"partrain-{what}")
+        try:
+            os.ftruncate(self.fd, self.size)
+            os.posix_fallocate(self.fd, 0, self.size)
+        except OSError as exc:
+            os.close(self.fd)
+            raise PartrainError(
+                f"cannot reserve {self.size / 2**20:.0f} MiB of shared memory for {what} "
+                f"({exc.strerror}); use a smaller --batch-size or dataset, or free memory") from None
+        self.map = mmap.mmap(self.fd, self.size)
+        self.array = np.ndarray(shape, dtype=dtype, buffer=self.map)
+        self.spec = (self.fd, tuple(shape), dtype.str)
 
-    @classmethod
-    def attach(cls, spec):
-        name, shape, dtype = spec
-        return cls(shape, dtype, name=name)
+    @staticmethod
+    def attach(spec):
+        fd, shape, dtype = spec
+        dtype = np.dtype(dtype)
+        size = max(int(np.prod(shape, dtype=np.int64)) * dtype.itemsize, 1)
+        return np.ndarray(shape, dtype=dtype, buffer=mmap.mmap(fd, size))
 
     def close(self):
         self.array = None
         try:
-            self.shm.close()
-        except BufferError:   # a view is still alive somewhere; unlink still frees it
+            self.map.close()
+        except BufferError:   # a view is still alive somewhere; the fd close frees it
             pass
-        if self.owner:
-            try:
-                self.shm.unlink()
-            except FileNotFoundError:
-                pass
+        os.close(self.fd)
 
 
-def _peak_rss_bytes():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024   # Linux: KiB
+def _anonymous_file(name):
+    if hasattr(os, "memfd_create"):
+        return os.memfd_create(name, os.MFD_CLOEXEC)
+    # Elsewhere (macOS): a temporary file, unlinked at once, so it has no name either.
+    fd, path = tempfile.mkstemp(prefix=name)
+    os.unlink(path)
+    return fd
 
 
-def _worker_main(worker_id, conn, specs, model_spec):
-    """Entry point of a worker process (module level so that spawn can import it)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+# ----------------------------------------------------------------------------
+# The worker process
+# ----------------------------------------------------------------------------
+
+def worker_main():
+    """Entry point of a worker: ``python -c "...worker_main()" SOCKET_FD COORDINATOR_PID``."""
+    sock_fd, coordinator = int(sys.argv[1]), int(sys.argv[2])
+    _die_with_parent(coordinator)
     keep_freed_memory()
-    from ..models import build_model
-
-    shared = {key: SharedArray.attach(spec) for key, spec in specs.items()}
-    a = {key: s.array for key, s in shared.items()}
+    conn = Connection(sock_fd)
     try:
-        model = build_model(**model_spec)
-        model.bind(a["params"])
-        conn.send(("ready", worker_id, os.getpid()))
+        boot = conn.recv()
+        sys.path[:] = boot["sys_path"]
+        arrays = {key: SharedArray.attach(spec) for key, spec in boot["arrays"].items()}
+        import cloudpickle   # noqa: F401  (classes pickled by value need it to unpickle)
+        import pickle
+
+        try:
+            model = pickle.loads(boot["model"])
+        except Exception as exc:
+            conn.send(("failed", f"cannot rebuild the model in a worker: "
+                                 f"{type(exc).__name__}: {exc}"))
+            return
+        worker = Worker(model, arrays)
+        conn.send(("ready", os.getpid()))
         with one_blas_thread():
             while True:
-                try:
-                    msg = conn.recv()
-                except (EOFError, OSError):   # the coordinator is gone: leave quietly
-                    return
+                msg = conn.recv()
                 if msg[0] == "stop":
                     return
-                t0 = time.perf_counter()
-                step, what = msg[1], msg[0]
-                try:
-                    if msg[0] == "chunks":
-                        _, step, chunks = msg
-                        for c, lo, hi in chunks:
-                            what = f"chunk {c}"
-                            a["losses"][c] = compute_chunk(model, a["X"], a["y"],
-                                                           a["indices"][lo:hi], a["slots"][c])
-                        reply = "done"
-                    else:   # "reduce"
-                        _, step, n_chunks, n, p_lo, p_hi = msg
-                        what = "the gradient reduction"
-                        sum_chunks(a["slots"][:n_chunks, p_lo:p_hi], n, out=a["grad"][p_lo:p_hi])
-                        reply = "reduced"
-                except Exception as exc:
-                    detail = "".join(traceback.format_exception_only(exc)).strip()
-                    conn.send(("error", step, what, detail))
-                    continue
-                conn.send((reply, step, time.perf_counter() - t0, _peak_rss_bytes()))
-    except (BrokenPipeError, EOFError, KeyboardInterrupt):
-        return
-    finally:
-        model = a = None
-        for s in shared.values():
-            s.close()
+                conn.send(worker.reply(msg))
+    except (EOFError, OSError, KeyboardInterrupt):
+        return   # the coordinator is gone or stopping us: leave quietly
 
 
-class _Worker:
-    def __init__(self, ctx, worker_id, specs, model_spec):
-        parent_end, child_end = ctx.Pipe(duplex=True)
-        self.id = worker_id
-        self.conn = parent_end
-        self.proc = ctx.Process(target=_worker_main, name=f"partrain-worker-{worker_id}",
-                                args=(worker_id, child_end, specs, model_spec), daemon=True)
-        self.proc.start()
-        child_end.close()   # so the worker's pipe end is the only one: EOF when we die
+def _die_with_parent(coordinator_pid):
+    """Ask Linux to SIGKILL this process when the coordinator dies (even a stopped
+    worker), and leave at once if it is already gone."""
+    try:
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass   # not Linux: the socket's EOF still ends the worker when it next reads
+    if os.getppid() != coordinator_pid:
+        os._exit(0)
+
+
+class _WorkerProcess:
+    """One worker as the coordinator sees it: the process, its socket, its stderr."""
+
+    def __init__(self, index, boot, fds):
+        parent, child = socket.socketpair()
+        self.index = index
+        self.stderr = tempfile.TemporaryFile()
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+            [str(Path(__file__).resolve().parents[2])] + sys.path[1:]))
+        env.pop("PYTHONSTARTUP", None)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", "from partrain.engine.process import worker_main; "
+             "worker_main()", str(child.fileno()), str(os.getpid())],
+            pass_fds=[child.fileno(), *fds], stdin=subprocess.DEVNULL, stderr=self.stderr,
+            env=env, start_new_session=True)
+        child.close()   # the worker's end is now only in the worker: EOF when it dies
+        self.conn = Connection(parent.detach())
+        self.conn.send(boot)
         self.peak_rss = 0
-        self.pid = None
+        self.sentinel = _ProcessSentinel(self.proc)
 
     def wait_ready(self):
-        if not self.conn.poll(START_TIMEOUT):
-            raise PartrainError(f"worker {self.id} did not start within {START_TIMEOUT:.0f} s")
+        deadline = time.monotonic() + START_TIMEOUT
+        while not self.conn.poll(POLL_SECONDS):
+            signals.check()
+            if self.proc.poll() is not None:
+                break
+            if time.monotonic() > deadline:
+                raise PartrainError(f"worker {self.index} did not start within {START_TIMEOUT:.0f} s")
         try:
             msg = self.conn.recv()
-        except EOFError:
-            raise PartrainError(f"worker {self.id} died while starting "
-                                f"(exit code {self.proc.exitcode})") from None
-        self.pid = msg[2]
+        except (EOFError, OSError):
+            self.proc.wait()
+            raise PartrainError(f"worker {self.index} died while starting (exit status "
+                                f"{self.proc.returncode}){self.last_error_line()}") from None
+        if msg[0] == "failed":
+            raise WorkerError(msg[1])
 
-    def stop(self):
+    def last_error_line(self):
+        self.stderr.seek(0)
+        lines = [ln for ln in self.stderr.read().decode(errors="replace").splitlines() if ln.strip()]
+        return f": {lines[-1].strip()}" if lines else ""
+
+    def silent_for(self):
+        return time.monotonic() - self.sent_at
+
+    def send(self, msg):
+        self.sent_at = time.monotonic()
+        self.conn.send(msg)
+
+    def kill(self):
+        try:
+            self.proc.kill()   # SIGKILL also ends a stopped (SIGSTOP) process
+        except OSError:
+            pass
+        self.proc.wait()
+        self.conn.close()
+        self.stderr.close()
+        self.sentinel.close()
+
+    def stop(self, deadline):
         try:
             self.conn.send(("stop",))
-        except (BrokenPipeError, OSError):
+        except OSError:
             pass
-        self.proc.join(timeout=5)
-        if self.proc.is_alive():
-            self.proc.kill()
-            self.proc.join()
-        self.conn.close()
+        try:
+            self.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+        self.kill()
 
+
+class _ProcessSentinel:
+    """A file descriptor that becomes readable when the process exits (pidfd), for
+    ``multiprocessing.connection.wait``; None where unsupported (then we poll)."""
+
+    def __init__(self, proc):
+        try:
+            self.fd = os.pidfd_open(proc.pid)
+        except (AttributeError, OSError):
+            self.fd = None
+
+    def fileno(self):
+        return self.fd
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+# ----------------------------------------------------------------------------
+# The coordinator
+# ----------------------------------------------------------------------------
 
 class ProcessEngine(Engine):
     name = "process"
 
-    def __init__(self, model, X, y, chunk_size, workers=2, max_batch=None):
-        super().__init__(model, X, y, chunk_size, max_batch)
-        if workers < 1:
-            raise PartrainError(f"--workers must be positive, got {workers}")
-        self.num_workers = int(workers)
-        self.workers: list[_Worker] = []
+    @classmethod
+    def default_workers_for(cls):
+        return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+
+    def __init__(self, model, splits, chunk_size, workers="auto", max_batch=None):
+        super().__init__(model, splits, chunk_size, workers=workers, max_batch=max_batch)
+        self.procs: list[_WorkerProcess] = []
         self.shared: dict[str, SharedArray] = {}
-        self.replacements = 0   # workers restarted after dying
+        self.durations = {k: deque(maxlen=20) for k in ("gradient", "reduce", "evaluate")}
+        self._blas = None
 
     # -- lifecycle --------------------------------------------------------------
-    def start(self):
-        try:
-            self._start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
     def _start(self):
+        import cloudpickle
+
         m = self.model
         P = m.num_params
-        for key, shape, dtype in [
-            ("X", self.X.shape, self.X.dtype), ("y", self.y.shape, np.int64),
-            ("params", (P,), m.dtype), ("grad", (P,), m.dtype),
-            ("slots", (self.max_chunks, P), m.dtype),
-            ("losses", (self.max_chunks,), np.float64), ("indices", (self.max_batch,), np.int64),
-        ]:
-            self.shared[key] = SharedArray(shape, dtype)
-        a = self.arrays = {k: s.array for k, s in self.shared.items()}
-        a["X"][...] = self.X
-        a["y"][...] = self.y
+        layout = {"params": ((P,), m.dtype), "grad": ((P,), m.dtype),
+                  "slots": ((self.max_chunks, P), m.dtype)}
+        for split, (X, y) in self.splits.items():
+            layout[f"{split}.X"], layout[f"{split}.y"] = (X.shape, X.dtype), (y.shape, np.int64)
+        for key, (shape, dtype) in layout.items():
+            self.shared[key] = SharedArray(shape, dtype, key)
+        a = {k: s.array for k, s in self.shared.items()}
+        for split, (X, y) in self.splits.items():
+            a[f"{split}.X"][...] = X
+            a[f"{split}.y"][...] = y
         a["params"][...] = m.flat
         m.bind(a["params"])   # from now on the optimizer updates the shared copy in place
         self.grad = a["grad"]
-        self.specs = {k: s.spec for k, s in self.shared.items()}
-        self.ctx = mp.get_context("spawn")   # no fork: the coordinator may hold threads
-        self.workers = [self._spawn(i) for i in range(self.num_workers)]
+        self.boot = dict(sys_path=list(sys.path), model=cloudpickle.dumps(m),
+                         arrays={k: s.spec for k, s in self.shared.items()})
+        self.fds = [s.fd for s in self.shared.values()]
+        # The coordinator only adds and updates; pin its BLAS too, so no idle BLAS
+        # thread spins on a core a worker needs.
+        self._blas = one_blas_thread()
+        self._blas.__enter__()
+        self.procs = [None] * self.workers
+        for i in range(self.workers):
+            self.procs[i] = self._spawn(i)
 
-    def _spawn(self, worker_id, attempts=3):
-        """Start a worker and wait until it is ready; one killed while starting is retried."""
-        for attempt in range(attempts):
-            w = _Worker(self.ctx, worker_id, self.specs, self.model.spec)
+    def _spawn(self, index):
+        """Start worker ``index`` and wait until it is ready; a failed start is retried."""
+        for attempt in range(1, SPAWN_ATTEMPTS + 1):
+            proc = _WorkerProcess(index, self.boot, self.fds)
             try:
-                w.wait_ready()
-                return w
+                proc.wait_ready()
+                return proc
+            except WorkerError:
+                proc.kill()
+                raise   # the model itself cannot be rebuilt: retrying will not help
             except PartrainError:
-                w.stop()
-                if attempt == attempts - 1:
+                proc.kill()
+                if attempt == SPAWN_ATTEMPTS:
                     raise
+            except BaseException:
+                proc.kill()
+                raise
 
     def close(self):
-        for w in self.workers:
-            w.stop()
-        self.workers = []
+        deadline = time.monotonic() + 5.0
+        for proc in self.procs:
+            if proc is not None:
+                proc.stop(deadline)
+        self.procs = []
         if "params" in self.shared and self.model.flat is self.shared["params"].array:
             self.model.bind(self.model.flat.copy())   # keep the parameters past the segment
             self.grad = self.grad.copy()
-        self.X = self.y = None
-        self.arrays = {}
         for s in self.shared.values():
             s.close()
         self.shared = {}
+        if self._blas is not None:
+            self._blas.__exit__(None, None, None)
+            self._blas = None
+
+    def peak_rss(self):
+        return [p.peak_rss for p in self.procs]
 
     @property
     def worker_pids(self):
-        return [w.proc.pid for w in self.workers]
+        return [p.proc.pid for p in self.procs]
 
-    def peak_rss(self):
-        """Peak resident bytes of each worker, as last reported."""
-        return [w.peak_rss for w in self.workers]
+    # -- one exchange -------------------------------------------------------------
+    def _reduce(self, n_chunks, batch):
+        ranges = param_ranges(self.model.num_params, self.workers)
+        self._exchange({w: ("reduce", self.step_id, n_chunks, batch, lo, hi)
+                        for w, (lo, hi) in enumerate(ranges)})
 
-    # -- one step -------------------------------------------------------------------
-    def assign(self, chunks):
-        """Split the chunk list into one contiguous run per worker, each holding about
-        1/W of the samples (chunk c goes to the worker whose share its start falls in)."""
-        n = chunks[-1][1]
-        runs = [[] for _ in self.workers]
-        for c, (lo, hi) in enumerate(chunks):
-            w = min(int((lo + hi) / 2 * len(runs) / n), len(runs) - 1)
-            runs[w].append((c, lo, hi))
-        return runs
-
-    def _compute_chunks(self, indices, chunks):
-        a = self.arrays
-        a["indices"][: len(indices)] = indices
-        messages = {w.id: ("chunks", self.step_id, run)
-                    for w, run in zip(self.workers, self.assign(chunks)) if run}
-        replies = self._exchange(messages)
-        n = len(chunks)
-        return a["slots"][:n], a["losses"][:n], max(r[2] for r in replies.values())
-
-    def param_ranges(self):
-        """Split 0..P into one contiguous range per worker, on 64-byte boundaries so
-        no two workers write the same cache line."""
-        P, W, align = self.model.num_params, len(self.workers), 16
-        cuts = [min(P, round(P * i / W / align) * align) for i in range(W)] + [P]
-        return list(zip(cuts[:-1], cuts[1:]))
-
-    def _reduce(self, slots, losses, n):
-        messages = {w.id: ("reduce", self.step_id, len(slots), n, lo, hi)
-                    for w, (lo, hi) in zip(self.workers, self.param_ranges())}
-        self._exchange(messages)
-        return mean_loss(losses, n)
+    def allowed_seconds(self, kind):
+        """How long a worker may stay silent on a message of this kind before it counts
+        as hung: HANG_FACTOR x the slowest of the last 20 answers, at least HANG_FLOOR;
+        HANG_FIRST before any answer was timed."""
+        seen = self.durations[kind]
+        return max(HANG_FLOOR, HANG_FACTOR * max(seen)) if seen else HANG_FIRST
 
     def _exchange(self, messages):
-        """Send each worker its message and wait for all the answers.
-
-        messages: {worker id: message}. A worker that dies (before or while working)
-        is replaced and sent the same message again: the work only rewrites its own
-        slots or its own range of ``grad``, so doing it twice changes nothing.
-        Returns {worker id: answer}.
-        """
-        expected = {"chunks": "done", "reduce": "reduced"}
         pending = dict(messages)
-        for worker_id, msg in messages.items():
+        retries = dict.fromkeys(messages, 0)
+        for w, msg in messages.items():
             try:
-                self.workers[worker_id].conn.send(msg)
-            except (BrokenPipeError, ConnectionResetError):
-                # Died between steps: same recovery as dying mid-step.
-                self._replace(worker_id, msg)
+                self.procs[w].send(msg)
+            except OSError:   # died between steps: same recovery as dying mid-step
+                self._replace(w, msg, retries, "died")
         replies = {}
         while pending:
-            busy = [self.workers[i] for i in pending]
-            ready = wait([w.conn for w in busy] + [w.proc.sentinel for w in busy], WAIT_SECONDS)
-            for w in busy:
-                if w.conn in ready or w.conn.poll():
+            busy = [self.procs[w] for w in pending]
+            sentinels = [p.sentinel for p in busy if p.sentinel.fd is not None]
+            ready = wait([p.conn for p in busy] + sentinels, POLL_SECONDS)
+            for w in list(pending):
+                proc = self.procs[w]
+                reply = None
+                if proc.conn in ready or proc.conn.poll():
                     try:
-                        reply = w.conn.recv()
+                        reply = proc.conn.recv()
                     except (EOFError, OSError):
                         reply = None
-                    if reply is not None:
-                        kind, step = reply[0], reply[1]
-                        if kind == "error":
-                            raise WorkerError(f"step {step}, {reply[2]} failed in worker "
-                                              f"{w.id}: {reply[3]}")
-                        # Anything else is a late answer from before a replacement.
-                        if step == self.step_id and kind == expected[pending[w.id][0]]:
-                            replies[w.id] = reply
-                            w.peak_rss = max(w.peak_rss, reply[3])
-                            del pending[w.id]
-                        continue
-                if w.proc.sentinel in ready or not w.proc.is_alive():
-                    self._replace(w.id, pending[w.id])
+                if reply is not None:
+                    if reply[0] == "error":
+                        raise_worker_error(reply, w)
+                    if reply[1] == self.step_id and reply[0] == pending[w][0]:
+                        replies[w] = reply
+                        proc.peak_rss = max(proc.peak_rss, reply[3])
+                        self.durations[reply[0]].append(reply[2])
+                        del pending[w]
+                    continue   # anything else is a late answer to an abandoned message
+                if proc.proc.poll() is not None:
+                    self._replace(w, pending[w], retries, "died")
+                elif proc.silent_for() > self.allowed_seconds(pending[w][0]):
+                    self._replace(w, pending[w], retries, "hung")
+            # Nothing has changed the run's state yet: stopping here loses nothing.
+            signals.check()
         return replies
 
-    def _replace(self, worker_id, msg):
-        """Start a new worker in place of a dead one and send it the lost work."""
-        old = self.workers[worker_id]
-        old.proc.join(timeout=1)
-        old.conn.close()
-        new = self._spawn(worker_id)
-        self.workers[worker_id] = new
+    def _replace(self, w, msg, retries, what):
+        """Kill worker ``w`` (dead or hung), start a new one and resend its message."""
+        old = self.procs[w]
+        waited = old.silent_for() if hasattr(old, "sent_at") else 0.0
+        old.kill()
+        retries[w] += 1
+        if retries[w] > RETRIES_PER_MESSAGE:
+            error = HungWorkerError if what == "hung" else WorkerError
+            raise error(f"worker {w} {what} {retries[w]} times on step {msg[1]} "
+                        f"({msg[0]}); giving up")
+        if what == "hung":
+            print(f"partrain: worker {w} sent nothing for {waited:.1f} s (limit "
+                  f"{self.allowed_seconds(msg[0]):.1f} s); replacing it", file=sys.stderr)
+        self.procs[w] = self._spawn(w)
         self.replacements += 1
-        new.conn.send(msg)
+        self.procs[w].send(msg)

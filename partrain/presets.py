@@ -1,0 +1,175 @@
+"""The seed systems as presets: LeNet-5 variants and friends, built for an image size.
+
+Each preset is a function returning a :class:`partrain.models.Sequential` plus the
+training settings its seed used. Names are resolved here, at the edge (CLI, API);
+nothing below the trainer knows a preset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import layers as L
+from .errors import UsageError
+from .losses import HalfSumSquares, SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy
+from .models import Sequential
+
+
+# LeNet-5's C3 connection table (LeCun et al. 1998, table I): which of the six
+# S2 maps each of the sixteen C3 maps reads.
+LENET_C3_TABLE = (
+    [[(i + j) % 6 for j in range(3)] for i in range(6)]
+    + [[(i + j) % 6 for j in range(4)] for i in range(6)]
+    + [[0, 1, 3, 4], [1, 2, 4, 5], [0, 2, 3, 5]]
+    + [list(range(6))]
+)
+
+
+@dataclass
+class Preset:
+    """A seed system: how to build it and how its seed trained it."""
+
+    name: str
+    build: callable            # (input_shape, num_classes) -> (layers, loss)
+    input_shape: tuple
+    num_classes: int
+    dataset: str
+    source: str
+    train: dict = field(default_factory=dict)   # default training settings
+    binary: bool = False                        # one sigmoid output: needs 2 classes
+
+
+def _after(size, stages):
+    """Image side after alternating valid k x k convolutions and non-overlapping p x p pools:
+    stages = [k1, p1, k2, p2, ...]."""
+    for i, n in enumerate(stages):
+        size = size - n + 1 if i % 2 == 0 else size // n
+    return size
+
+
+def _lenet5_cat(input_shape, num_classes):
+    u = L.uniform_init(0.12)
+    c, h, w = input_shape
+    layers = [
+        ("c1", L.Conv2D(c, 6, 9, w_init=u)),
+        ("s2", L.MaxPool2D(2)), ("a2", L.ReLU()),
+        ("c3", L.Conv2D(6, 16, 9, table=LENET_C3_TABLE, w_init=u)),
+        ("s4", L.MaxPool2D(2)), ("a4", L.ReLU()),
+        ("flat", L.Flatten()),
+        ("c5", L.Dense(16 * _after(h, [9, 2, 9, 2]) * _after(w, [9, 2, 9, 2]), 120, w_init=u)),
+        # The seed's theta (121 x 1) includes the bias, drawn from the same uniform.
+        ("f6", L.Dense(120, 1, w_init=u, b_init=u)),
+    ]
+    return layers, SigmoidBinaryCrossEntropy()
+
+
+def _mnist_conv(input_shape, num_classes):
+    c, h, w = input_shape
+    flat = 20 * ((h - 8) // 2) * ((w - 8) // 2)
+    layers = [
+        ("c1", L.Conv2D(c, 20, 9, bias=False, w_init=L.normal_init(1e-2))),
+        ("a1", L.ReLU()),
+        ("s2", L.AvgPool2D(2)),
+        ("flat", L.Flatten()),
+        # The seed's Glorot-style scale uses 360 + 2000, kept as written.
+        ("f3", L.Dense(flat, 100, bias=False, w_init=L.uniform_init(np.sqrt(6 / (360 + 2000))))),
+        ("a3", L.ReLU()),
+        ("f4", L.Dense(100, num_classes, bias=False,
+                       w_init=L.uniform_init(np.sqrt(6 / (num_classes + 100))))),
+    ]
+    return layers, SoftmaxCrossEntropy()
+
+
+def _convnet3(input_shape, num_classes):
+    c, h, w = input_shape
+    n = L.normal_init(1e-3)   # cs231n's weight_scale
+    layers = [
+        ("c1", L.Conv2D(c, 32, 7, pad=3, w_init=n)),
+        ("a1", L.ReLU()),
+        ("s1", L.MaxPool2D(2)),
+        ("flat", L.Flatten()),
+        ("f2", L.Dense(32 * (h // 2) * (w // 2), 100, w_init=n)),
+        ("a2", L.ReLU()),
+        ("f3", L.Dense(100, num_classes, w_init=n)),
+    ]
+    return layers, SoftmaxCrossEntropy()
+
+
+def _digits123(input_shape, num_classes):
+    c, h, w = input_shape
+    n = L.normal_init(1.0)   # the seed's hand-set starting weights are of this scale
+    layers = [
+        ("c1", L.Conv2D(c, 3, 3, w_init=n, b_init=n)),
+        ("a1", L.Sigmoid()),
+        ("s1", L.MaxPool2D(2)),
+        ("flat", L.Flatten()),
+        ("f2", L.Dense(3 * ((h - 2) // 2) * ((w - 2) // 2), num_classes, w_init=n, b_init=n)),
+        ("a2", L.Sigmoid()),
+    ]
+    return layers, HalfSumSquares()
+
+
+def _lenet5(input_shape, num_classes):
+    c, h, w = input_shape
+
+    def lecun(fan_in):   # LeCun 1998, appendix C: U(-2.4/F, 2.4/F)
+        return L.uniform_init(2.4 / fan_in)
+
+    layers = [
+        ("c1", L.Conv2D(c, 6, 5, w_init=lecun(c * 25))),
+        ("a1", L.Tanh()),
+        ("s2", L.AvgPool2D(2)),
+        ("c3", L.Conv2D(6, 16, 5, table=LENET_C3_TABLE, w_init=lecun(6 * 25))),
+        ("a3", L.Tanh()),
+        ("s4", L.AvgPool2D(2)),
+        ("flat", L.Flatten()),
+        ("c5", L.Dense(16 * _after(h, [5, 2, 5, 2]) * _after(w, [5, 2, 5, 2]), 120,
+                       w_init=lecun(400))),
+        ("a5", L.Tanh()),
+        ("f6", L.Dense(120, 84, w_init=lecun(120))),
+        ("a6", L.Tanh()),
+        ("out", L.Dense(84, num_classes, w_init=lecun(84))),
+    ]
+    return layers, SoftmaxCrossEntropy()
+
+
+PRESETS = {p.name: p for p in [
+    Preset("lenet5-cat", _lenet5_cat, (3, 64, 64), 2, "catvnoncat",
+           "seed 000: LeNet-5 variant, cat vs non-cat",
+           dict(batch_size="full", steps=500, optimizer="sgd", lr=0.03), binary=True),
+    Preset("mnist-conv", _mnist_conv, (1, 28, 28), 10, "mnist",
+           "seed 004: MNIST conv, 20 9x9 filters, mean pool, 100 ReLU, no biases",
+           dict(batch_size=100, epochs=3, optimizer="momentum", lr=0.01, momentum=0.95)),
+    Preset("convnet3", _convnet3, (3, 32, 32), 10, "cifar10",
+           "seed 001: cs231n ThreeLayerConvNet (conv7-relu-pool-affine-relu-affine)",
+           dict(batch_size=2, epochs=5, optimizer="momentum", lr=5e-4, momentum=0.9,
+                lr_decay=0.95, weight_decay=0.9)),
+    Preset("digits123", _digits123, (1, 6, 6), 3, "digits123",
+           "seed 003: tiny 6x6 digit net, sigmoid, 1/2 sum of squares",
+           # The seed sums its gradient over the 96 samples with lr 0.2; partrain
+           # averages, so the same step needs lr 0.2 * 96.
+           dict(batch_size="full", steps=50, optimizer="sgd", lr=19.2)),
+    Preset("lenet5", _lenet5, (1, 32, 32), 10, "mnist32",
+           "LeCun et al. 1998: classic LeNet-5 on 32x32, tanh, C3 table, 120-84-10",
+           dict(batch_size=32, epochs=20, optimizer="momentum", lr=0.1, momentum=0.9)),
+]}
+
+
+def build_model(name, seed=0, dtype="float32", input_shape=None, num_classes=None):
+    """Build a preset by name. ``input_shape`` (C, H, W) and ``num_classes`` default to
+    the seed's; pass a dataset's to train the same architecture on other images."""
+    if name not in PRESETS:
+        raise UsageError(f"unknown model {name!r}; choose one of: {', '.join(PRESETS)}")
+    preset = PRESETS[name]
+    input_shape = tuple(input_shape or preset.input_shape)
+    num_classes = num_classes or preset.num_classes
+    if preset.binary and num_classes != 2:
+        raise UsageError(f"model {name!r} has one sigmoid output and needs a 2-class "
+                         f"dataset, not {num_classes} classes")
+    try:
+        layers, loss = preset.build(input_shape, num_classes)
+    except (ValueError, ZeroDivisionError) as exc:
+        raise UsageError(f"model {name!r} cannot take {input_shape} inputs: {exc}") from None
+    return Sequential(layers, loss, input_shape, seed=seed, dtype=dtype, name=name)
