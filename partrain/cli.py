@@ -219,7 +219,8 @@ def cmd_train(args):
     if preset_settings.keys() & {"steps", "epochs"}:
         seed_settings.pop("epochs")
     seed_settings.update(preset_settings)
-    given = {k: getattr(args, k) for k in seed_settings if getattr(args, k, None) is not None}
+    given = {k: getattr(args, k) for k in {*seed_settings, "steps", "epochs"}
+             if getattr(args, k, None) is not None}
     if given.keys() & {"steps", "epochs"}:
         seed_settings.pop("steps", None)
         seed_settings.pop("epochs", None)
@@ -440,6 +441,18 @@ COMMANDS = dict(train=cmd_train, eval=cmd_eval, models=cmd_models, datasets=cmd_
 
 
 def main(argv=None):
+    """Run one command; under mpiexec, a rank that fails ends the whole job."""
+    from .engine import launched_by_mpi
+
+    code = _main(argv)
+    if code and launched_by_mpi():
+        from .engine.mpi import abort_if_others_wait
+
+        abort_if_others_wait(code)
+    return code
+
+
+def _main(argv=None):
     import warnings
 
     from .errors import Interrupted

@@ -134,7 +134,8 @@ class Trainer:
                              workers=s.workers, max_batch=s.batch_size)
         self.engine = engine
         if not engine.is_coordinator:
-            engine.serve()
+            with engine:
+                engine.serve()
             return None
         if self.run_dir is not None and self.resumed_from is None:
             self.run_dir.create(s.overwrite)
