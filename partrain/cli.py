@@ -125,6 +125,13 @@ def build_parser():
     t.add_argument("--momentum", type=number, metavar="F", help="for momentum and nesterov")
     t.add_argument("--lr-decay", type=number, metavar="F", help="lr factor after each epoch")
     t.add_argument("--weight-decay", type=number, metavar="F", help="L2 strength on weights")
+    t.add_argument("--batch-order", choices=["shuffle", "ordered", "replacement"],
+                   help="how batches are drawn: shuffle (default: a new permutation each "
+                   "epoch), ordered (stored order, as seed 004) or replacement (each batch "
+                   "drawn with replacement, as seed 001's cs231n Solver)")
+    t.add_argument("--momentum-reset", choices=["never", "epoch"],
+                   help="epoch: zero the optimizer's momentum at each epoch's start, as "
+                   "seed 004 (default never)")
     t.add_argument("--dtype", choices=["float32", "float64"], help="default float32")
     t.add_argument("--seed", type=nonnegative_int, metavar="N", help="default 0")
     t.add_argument("--workers", type=workers, metavar="N|auto",
@@ -232,6 +239,7 @@ def cmd_train(args):
         steps=t.get("steps"), epochs=t.get("epochs"), batch_size=t["batch_size"],
         lr_decay=t["lr_decay"], seed=seed, chunk_size=args.chunk_size, workers=args.workers
         or "auto", backend=args.backend, eval_every=args.eval_every,
+        batch_order=t["batch_order"], momentum_reset=t["momentum_reset"],
         checkpoint_every=args.checkpoint_every, progress=not args.no_progress
         and sys.stderr.isatty(), overwrite=args.overwrite,
         out=args.out or f"runs/{name}-{time.strftime('%Y%m%d-%H%M%S')}")

@@ -389,6 +389,48 @@ def _load_cifar10(split, folder):
     return X - mean_image, y
 
 
+# Seed 001's subset (cs231n's get_CIFAR10_data(num_training=500, num_validation=50,
+# num_test=50)): train and validation from data_batch_1 alone, test from test_batch.
+CIFAR_SEED_SUBSET = dict(num_training=500, num_validation=50, num_test=50)
+
+
+def load_cifar10_seed(folder, num_training=500, num_validation=50, num_test=50):
+    """CIFAR-10 as seed 001 prepares it: {"train", "val", "test"} -> (X float64, y).
+
+    Only data_batch_1 and test_batch are read. Train is the first ``num_training``
+    images of data_batch_1, val the next ``num_validation``, test the first
+    ``num_test`` of test_batch. Pixels stay raw, 0..255 (not divided by 255), and the
+    mean image of the training subset is subtracted from all three.
+
+    partrain's ``cifar10`` differs on purpose: it trains on all five batches, and
+    scales pixels to 0..1 so that learning rates and inits mean the same on every
+    dataset. Without the division the inputs are 255 times partrain's, and the seed's
+    lr and weight scale were tuned for these raw values.
+    """
+    folder = Path(folder)
+    hint = "pass --data-dir pointing at the cifar-10-batches-py folder"
+    train_path = _require(folder / CIFAR_TRAIN[0], hint)
+    test_path = _require(folder / CIFAR_TEST[0], hint)
+    X, y = _read_cifar_batch(train_path)
+    Xt, yt = _read_cifar_batch(test_path)
+    if len(X) < num_training + num_validation or len(Xt) < num_test:
+        raise DataError(f"{folder}: seed 001's subset needs {num_training + num_validation} "
+                        f"images in {CIFAR_TRAIN[0]} and {num_test} in {CIFAR_TEST[0]}, "
+                        f"found {len(X)} and {len(Xt)}")
+    X = X.astype(np.float64)    # float first: as_images would divide uint8 pixels by 255
+    Xt = Xt.astype(np.float64)
+    train = slice(0, num_training)
+    val = slice(num_training, num_training + num_validation)
+    mean_image = X[train].mean(axis=0)
+    return {"train": (X[train] - mean_image, y[train]),
+            "val": (X[val] - mean_image, y[val]),
+            "test": (Xt[:num_test] - mean_image, yt[:num_test])}
+
+
+def _load_cifar10_seed(split, folder):
+    return load_cifar10_seed(folder, **CIFAR_SEED_SUBSET)[split]
+
+
 # ----------------------------------------------------------------------------
 # digits123 (seed 003): a text file, or a documented generator
 # ----------------------------------------------------------------------------
@@ -474,6 +516,9 @@ DATASETS = {d.name: d for d in [
             lambda split, folder: _load_mnist(split, folder, pad=2)),
     Dataset("cifar10", "CIFAR-10 python batches, 32x32 RGB, minus the training mean image",
             "cifar10", CIFAR_TRAIN[:1] + CIFAR_TEST, (3, 32, 32), 10, _load_cifar10),
+    Dataset("cifar10-seed", "seed 001's CIFAR-10: first 500 of data_batch_1 / first 50 of "
+            "test_batch, raw 0-255 pixels minus the train mean image", "cifar10",
+            CIFAR_TRAIN[:1] + CIFAR_TEST, (3, 32, 32), 10, _load_cifar10_seed),
     Dataset("digits123", "seed 003's 6x6 digits 1/2/3 (its text file, or generated when "
             "no --data-dir is given)", None, DIGITS123_FILES, (1, 6, 6), 3, _load_digits123),
 ]}

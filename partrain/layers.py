@@ -48,6 +48,20 @@ def zeros_init(rng, shape):
     return np.zeros(shape)
 
 
+class constant_init:
+    """Initializer returning fixed values, such as a seed's hand-set starting weights
+    (seed 003). Draws nothing from the generator; the layer's shape must match."""
+
+    def __init__(self, values):
+        self.values = np.array(values, dtype=np.float64)
+
+    def __call__(self, rng, shape):
+        if self.values.shape != tuple(shape):
+            raise ValueError(f"hand-set values have shape {self.values.shape}, "
+                             f"the layer needs {tuple(shape)}")
+        return self.values.copy()
+
+
 # ----------------------------------------------------------------------------
 # Window helpers shared by convolution and pooling
 # ----------------------------------------------------------------------------
@@ -295,6 +309,19 @@ class Conv2D(Layer):
     #   y[i]     = sum_u x[i+u] w[u]       F(y)  = F(x) conj(F(w))   i < oh
     #   dW[u]    = sum_i x[i+u] dy[i]      F(dW) = F(x) conj(F(dy))  u < k
     #   dx[i+u] += dy[i] w[u]              F(dx) = F(dy) F(w)        i+u < hp
+    #
+    # Exact zeros. A transform mixes every input into every output, so an output whose
+    # sum holds only zero products (a window of an all-black patch, of zero padding, or
+    # of maps a ReLU switched off) comes back as rounding noise of either sign, about
+    # 1e-16, where im2col's sum of zeros gives exactly 0. A following ReLU gate x > 0 or
+    # a max-pool tie would then decide on the noise: half of those outputs pass a ReLU
+    # that must block them. So the forward pass and the input gradient write exact zeros
+    # where every product is zero by structure: each kernel tap meets a zero (the window
+    # holds no nonzero input in any map the output reads through a kernel that is not
+    # all zeros). That is decided by counting nonzeros in integers, so it needs no
+    # tolerance and leaves every other output untouched; a tolerance on |y| would also
+    # erase true values that are merely small. The weight gradient is left as is: the
+    # optimizer only adds it, no gate or tie reads it.
     def _forward_fft(self, xp):
         hp, wp = xp.shape[2:]
         s = (scipy.fft.next_fast_len(hp, True), scipy.fft.next_fast_len(wp, True))
@@ -302,8 +329,16 @@ class Conv2D(Layer):
         Xf = scipy.fft.rfft2(xp, s=s)                             # (N, C_in, s0, s1//2+1)
         Wf = self._weight_fft(s)                                  # (C_out, C_in, ...)
         y = scipy.fft.irfft2(mix_channels(Xf, Wf.conj()), s=s)[:, :, :oh, :ow]
+        zero = structural_zeros(xp, self.k, self._links())        # (N, C_out, oh, ow) or None
+        if zero is not None:
+            y[zero] = 0
         y = y + self.params["b"][:, None, None] if self.bias else np.ascontiguousarray(y)
         return y, (xp.shape, s, Xf, Wf)
+
+    def _links(self):
+        """(C_in, C_out) bool: input map c reaches output map o through a kernel with a
+        nonzero tap (the connection table's missing pairs are all-zero kernels)."""
+        return (self._dense_weight() != 0).any(axis=(2, 3)).T
 
     def _backward_fft(self, dy, cache):
         (_, _, hp, wp), s, Xf, Wf = cache
@@ -316,6 +351,11 @@ class Conv2D(Layer):
         dx = None
         if self.need_dx:
             dxp = scipy.fft.irfft2(mix_channels(dYf, Wf.swapaxes(0, 1)), s=s)[:, :, :hp, :wp]
+            # dx[i] = sum_u dy[i - u] w[u]: the windows of dy zero-padded by k - 1.
+            k = self.k
+            zero = structural_zeros(_pad(dy, k - 1), k, self._links().T)
+            if zero is not None:
+                dxp[zero] = 0
             dx = self._crop_pad(dxp)
         return dx, grads
 
@@ -344,6 +384,27 @@ class Conv2D(Layer):
         conn = f", {len(self.table_out)} connections" if self.table_out is not None else ""
         return (f"Conv2D({self.cin}->{self.cout}, {self.k}x{self.k}, stride {self.stride}, "
                 f"pad {self.pad}{conn}{'' if self.bias else ', no bias'}, {self.method})")
+
+
+def structural_zeros(a, k, links):
+    """Where a sum over k x k windows of ``a`` is exactly zero by structure (see Conv2D).
+
+    a: (N, A, H, W); links: (A, M) bool, whether output map m reads map a at all.
+    Returns bool (N, M, H - k + 1, W - k + 1), True where no window of a linked map holds
+    a nonzero; or None when there is no such output (the common case: nothing to do).
+    Nonzeros are counted exactly with an integral image, in integers.
+    """
+    N, A, H, W = a.shape
+    counts = np.zeros((N, A, H + 1, W + 1), dtype=np.int32)
+    np.cumsum(np.cumsum(a != 0, axis=2, dtype=np.int32), axis=3, out=counts[:, :, 1:, 1:])
+    occupied = (counts[:, :, k:, k:] - counts[:, :, :-k, k:]
+                - counts[:, :, k:, :-k] + counts[:, :, :-k, :-k]) > 0   # (N, A, oh, ow)
+    if occupied.all() and links.any(axis=0).all():
+        return None
+    # Per output map, how many linked input maps have a nonzero in the window: small
+    # whole numbers, exact in float32, so one BLAS product decides it.
+    reach = np.tensordot(occupied.astype(np.float32), links.astype(np.float32), axes=([1], [0]))
+    return (reach == 0).transpose(0, 3, 1, 2)                    # (N, M, oh, ow)
 
 
 def mix_channels(a, b):
@@ -394,24 +455,44 @@ class _Pool(Layer):
 
 
 class MaxPool2D(_Pool):
-    """Max over each window; the gradient goes to the (first) maximum of its window.
+    """Max over each window; the gradient goes to the maximum of its window.
 
     x: (N, C, H, W) -> y: (N, C, oh, ow), oh = (H - window) // stride + 1.
+
+    ``ties`` says where a window's gradient goes when several elements equal its max:
+
+    * ``"first"`` (default): to the first of them in row-major order (what argmax
+      picks). A tie that persists under small changes of the parameters -- identical
+      windows of binary images, zeros after a ReLU -- is one value counted once, so
+      this is the gradient of the max.
+    * ``"all"``: the whole gradient to every tied element, as seed 003 does (it passes
+      the error wherever a conv output equals its pool output) and seed 001's cs231n
+      ``max_pool_backward_naive`` does (``(window == max) * dout``). With k tied
+      elements that are the same function of the parameters the error is counted k
+      times; kept only to reproduce those seeds.
     """
+
+    TIES = ("first", "all")
+    ties = "first"   # class default: models pickled before the option still load
+
+    def __init__(self, window=2, stride=None, ties="first"):
+        super().__init__(window, stride)
+        if ties not in self.TIES:
+            raise ValueError(f"ties must be one of {self.TIES}, got {ties!r}")
+        self.ties = ties
 
     def forward(self, x):
         offsets = self._offsets(x.shape)
         y = x[offsets[0]].copy()
         for sl in offsets[1:]:
             np.maximum(y, x[sl], out=y)
-        # Route each window's gradient to its first maximum (what argmax picks), so a
-        # tie -- common after a ReLU -- is not counted twice.
         routes = np.empty((len(offsets),) + y.shape, dtype=bool)   # (k*k, N, C, oh, ow)
         unclaimed = np.ones(y.shape, dtype=bool)
         for hit, sl in zip(routes, offsets):
             np.equal(x[sl], y, out=hit)
-            hit &= unclaimed
-            unclaimed ^= hit
+            if self.ties == "first":    # a maximum claims its window for itself
+                hit &= unclaimed
+                unclaimed ^= hit
         return y, (x.shape, routes)
 
     def backward(self, dy, cache):
@@ -423,6 +504,10 @@ class MaxPool2D(_Pool):
             else:
                 np.multiply(dy, hit, out=dx[sl])
         return dx, {}
+
+    def describe(self):
+        text = super().describe()
+        return text if self.ties == "first" else f"{text[:-1]}, ties {self.ties})"
 
 
 class AvgPool2D(_Pool):
@@ -452,13 +537,46 @@ class AvgPool2D(_Pool):
 
 
 class ReLU(Layer):
-    """max(x, 0), any shape. The gradient passes where x > 0."""
+    """max(x, 0), any shape.
+
+    ``backward_rule`` says where the error passes on the way back; the forward pass is
+    max(x, 0) whatever the rule:
+
+    * ``"input"`` (default): where the input x > 0. The derivative of max(x, 0), so the
+      only rule that gives the gradient of the loss.
+    * ``"error_sign"``: where the incoming error dy > 0, whatever x was. Seed 000 does
+      this after S4 (its "multiply by the ReLU's derivative" tests the error's own
+      sign): it blocks every negative error, even of units that were on, and passes
+      positive errors of units that were off.
+    * ``"none"``: dy passes unchanged, as if there were no ReLU. Seed 000 does this
+      after S2, where it applies no ReLU derivative at all.
+
+    Exact zeros: the gate x > 0 is only as good as x. Conv2D's FFT path writes the
+    outputs that are zero by structure as exact zeros, so an all-black patch is
+    blocked here as it is after im2col (see Conv2D).
+    """
+
+    RULES = ("input", "error_sign", "none")
+    backward_rule = "input"   # class default: models pickled before the option still load
+
+    def __init__(self, backward_rule="input"):
+        super().__init__()
+        if backward_rule not in self.RULES:
+            raise ValueError(f"backward_rule must be one of {self.RULES}, got {backward_rule!r}")
+        self.backward_rule = backward_rule
 
     def forward(self, x):
-        return np.maximum(x, 0), x > 0
+        return np.maximum(x, 0), (x > 0 if self.backward_rule == "input" else None)
 
     def backward(self, dy, mask):
-        return dy * mask, {}
+        if self.backward_rule == "input":
+            return dy * mask, {}
+        if self.backward_rule == "error_sign":
+            return np.where(dy > 0, dy, dy.dtype.type(0)), {}
+        return dy, {}
+
+    def describe(self):
+        return "ReLU" if self.backward_rule == "input" else f"ReLU(backward {self.backward_rule})"
 
 
 def sigmoid(x):

@@ -42,6 +42,20 @@ def _named(layers):
     return named
 
 
+def _param_shapes(layer):
+    """A layer's {name: shape}: from param_shapes() when it has one (the built-in
+    layers), else from the arrays in its ``params`` (a plain class of your own)."""
+    if hasattr(layer, "param_shapes"):
+        return layer.param_shapes()
+    return {k: np.shape(v) for k, v in getattr(layer, "params", {}).items()}
+
+
+def _init_params(layer, rng):
+    if hasattr(layer, "init_params"):
+        return layer.init_params(rng)
+    return {k: np.array(v, dtype=np.float64) for k, v in getattr(layer, "params", {}).items()}
+
+
 class Sequential:
     """Layers applied in order, followed by a loss.
 
@@ -72,7 +86,7 @@ class Sequential:
         self.layout = []
         offset = 0
         for i, (lname, layer) in enumerate(named):
-            for pname, pshape in layer.param_shapes().items():
+            for pname, pshape in _param_shapes(layer).items():
                 self.layout.append((f"{lname}.{pname}", i, pname, tuple(pshape), offset))
                 offset += int(np.prod(pshape))
         self.num_params = offset
@@ -82,7 +96,7 @@ class Sequential:
                 self.decay_mask[off : off + int(np.prod(shape))] = True
 
         rng = np.random.default_rng(seed)
-        initial = [layer.init_params(rng) for layer in self.layers]
+        initial = [_init_params(layer, rng) for layer in self.layers]
         self.bind(np.empty(offset, dtype=self.dtype))
         for key, i, pname, shape, off in self.layout:
             value = np.asarray(initial[i][pname])
@@ -223,7 +237,7 @@ class Sequential:
             if x is not None:
                 with np.errstate(all="ignore"):
                     x, _ = layer.forward(x)
-            n = sum(int(np.prod(s)) for s in layer.param_shapes().values())
+            n = sum(int(np.prod(s)) for s in _param_shapes(layer).values())
             describe = getattr(layer, "describe", lambda: type(layer).__name__)
             rows.append((lname, describe(), None if x is None else x.shape[1:], n))
         return rows

@@ -43,6 +43,13 @@ class Optimizer:
     def step(self, w, g):
         raise NotImplementedError
 
+    def reset_state(self):
+        """Zero every state array in place (velocity, moments, Adam's step count): the
+        next step is the one a fresh optimizer would take. The trainer calls it at each
+        epoch's first step when ``momentum_reset="epoch"`` (seed 004)."""
+        for value in self.state.values():
+            value[...] = 0
+
     def state_dict(self):
         """Everything needed to continue bit for bit: arrays and the current lr."""
         return {"lr": self.lr, **{k: v.copy() for k, v in self.state.items()}}

@@ -8,6 +8,7 @@ nothing below the trainer knows a preset.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -39,6 +40,9 @@ class Preset:
     source: str
     train: dict = field(default_factory=dict)   # default training settings
     binary: bool = False                        # one sigmoid output: needs 2 classes
+    # False where the preset reproduces a seed's backward pass that is not the gradient
+    # of its loss (lenet5-cat-seed): finite differences disagree with it by design.
+    is_gradient: bool = True
 
 
 def _after(size, stages):
@@ -49,14 +53,18 @@ def _after(size, stages):
     return size
 
 
-def _lenet5_cat(input_shape, num_classes):
+def _lenet5_cat(input_shape, num_classes, relu_rules=("input", "input")):
+    """relu_rules: the backward rules of the ReLUs after S2 and S4 (see L.ReLU).
+    Seed 000 writes ("none", "error_sign"): no ReLU derivative after S2, and after S4
+    a mask by the error's own sign. Neither is the chain rule, so the default is the
+    derivative of the ReLU, ("input", "input")."""
     u = L.uniform_init(0.12)
     c, h, w = input_shape
     layers = [
         ("c1", L.Conv2D(c, 6, 9, w_init=u)),
-        ("s2", L.MaxPool2D(2)), ("a2", L.ReLU()),
+        ("s2", L.MaxPool2D(2)), ("a2", L.ReLU(relu_rules[0])),
         ("c3", L.Conv2D(6, 16, 9, table=LENET_C3_TABLE, w_init=u)),
-        ("s4", L.MaxPool2D(2)), ("a4", L.ReLU()),
+        ("s4", L.MaxPool2D(2)), ("a4", L.ReLU(relu_rules[1])),
         ("flat", L.Flatten()),
         ("c5", L.Dense(16 * _after(h, [9, 2, 9, 2]) * _after(w, [9, 2, 9, 2]), 120, w_init=u)),
         # The seed's theta (121 x 1) includes the bias, drawn from the same uniform.
@@ -82,13 +90,15 @@ def _mnist_conv(input_shape, num_classes):
     return layers, SoftmaxCrossEntropy()
 
 
-def _convnet3(input_shape, num_classes):
+def _convnet3(input_shape, num_classes, ties="first"):
+    """ties: the max pool's tie rule (see L.MaxPool2D); seed 001's cs231n pool sends
+    the error to every tied maximum ("all")."""
     c, h, w = input_shape
     n = L.normal_init(1e-3)   # cs231n's weight_scale
     layers = [
         ("c1", L.Conv2D(c, 32, 7, pad=3, w_init=n)),
         ("a1", L.ReLU()),
-        ("s1", L.MaxPool2D(2)),
+        ("s1", L.MaxPool2D(2, ties=ties)),
         ("flat", L.Flatten()),
         ("f2", L.Dense(32 * (h // 2) * (w // 2), 100, w_init=n)),
         ("a2", L.ReLU()),
@@ -97,15 +107,52 @@ def _convnet3(input_shape, num_classes):
     return layers, SoftmaxCrossEntropy()
 
 
-def _digits123(input_shape, num_classes):
+# Seed 003's hand-set starting weights, as it writes them. Its three filters and their
+# biases; then per output unit j a 3 x 4 matrix: row k weighs the 2 x 2 pool map k,
+# flattened row-major, and a bias.
+DIGITS123_SEED_FILTERS = [
+    [[-1.277, -0.454, 0.358], [1.138, -2.398, -1.664], [-0.794, 0.899, 0.675]],
+    [[-1.274, 2.338, 2.301], [0.649, -0.339, -2.054], [-1.022, -1.204, -1.900]],
+    [[-1.869, 2.044, -1.290], [-1.710, -2.091, -2.946], [0.201, -1.323, 0.207]],
+]
+DIGITS123_SEED_FILTER_BIASES = [-3.363, -3.176, -1.739]
+DIGITS123_SEED_OUTPUTS = [
+    [[-0.276, 0.124, -0.961, 0.718], [-3.680, -0.594, 0.280, -0.782],
+     [-1.475, -2.010, -1.085, -0.188]],
+    [[0.010, 0.661, -1.591, 2.189], [1.728, 0.003, -0.250, 1.898],
+     [0.238, 1.589, 2.246, -0.093]],
+    [[-1.322, -0.218, 3.527, 0.061], [0.613, 0.218, -2.130, -1.678],
+     [1.236, -0.486, -0.144, -1.235]],
+]
+DIGITS123_SEED_OUTPUT_BIASES = [2.060, -2.746, -1.818]
+
+
+def _digits123(input_shape, num_classes, init="random", ties="first"):
+    """init: "random" draws every weight and bias from N(0, 1), the scale of the seed's
+    own; "seed" starts from seed 003's hand-set values (1x6x6 inputs, 3 classes only),
+    which do not depend on --seed. ties: the max pool's tie rule; seed 003 sends the
+    error to every tied maximum ("all")."""
     c, h, w = input_shape
-    n = L.normal_init(1.0)   # the seed's hand-set starting weights are of this scale
+    flat = 3 * ((h - 2) // 2) * ((w - 2) // 2)
+    if init == "seed":
+        if (tuple(input_shape), num_classes) != ((1, 6, 6), 3):
+            raise ValueError("seed 003's hand-set weights fit 1x6x6 images and 3 classes")
+        # Flatten is channel-major, so input k * 4 + p is pool map k, position p.
+        out_w = np.array(DIGITS123_SEED_OUTPUTS).reshape(3, 12).T    # (12 inputs, 3 units)
+        inits = dict(cw=L.constant_init(np.array(DIGITS123_SEED_FILTERS)[:, None]),
+                     cb=L.constant_init(DIGITS123_SEED_FILTER_BIASES),
+                     fw=L.constant_init(out_w), fb=L.constant_init(DIGITS123_SEED_OUTPUT_BIASES))
+    elif init == "random":
+        n = L.normal_init(1.0)
+        inits = dict(cw=n, cb=n, fw=n, fb=n)
+    else:
+        raise ValueError(f"init must be 'random' or 'seed', got {init!r}")
     layers = [
-        ("c1", L.Conv2D(c, 3, 3, w_init=n, b_init=n)),
+        ("c1", L.Conv2D(c, 3, 3, w_init=inits["cw"], b_init=inits["cb"])),
         ("a1", L.Sigmoid()),
-        ("s1", L.MaxPool2D(2)),
+        ("s1", L.MaxPool2D(2, ties=ties)),
         ("flat", L.Flatten()),
-        ("f2", L.Dense(3 * ((h - 2) // 2) * ((w - 2) // 2), num_classes, w_init=n, b_init=n)),
+        ("f2", L.Dense(flat, num_classes, w_init=inits["fw"], b_init=inits["fb"])),
         ("a2", L.Sigmoid()),
     ]
     return layers, HalfSumSquares()
@@ -154,6 +201,27 @@ PRESETS = {p.name: p for p in [
     Preset("lenet5", _lenet5, (1, 32, 32), 10, "mnist32",
            "LeCun et al. 1998: classic LeNet-5 on 32x32, tanh, C3 table, 120-84-10",
            dict(batch_size=32, epochs=20, optimizer="momentum", lr=0.1, momentum=0.9)),
+    # The seeds exactly as written: the same architectures with each seed's quirks
+    # turned on. The presets above correct them; the docstrings of the options say why.
+    Preset("lenet5-cat-seed", partial(_lenet5_cat, relu_rules=("none", "error_sign")),
+           (3, 64, 64), 2, "catvnoncat",
+           "seed 000 as written: no ReLU derivative after S2, error-sign mask after S4",
+           dict(batch_size="full", steps=500, optimizer="sgd", lr=0.03), binary=True,
+           is_gradient=False),
+    Preset("mnist-conv-seed", _mnist_conv, (1, 28, 28), 10, "mnist",
+           "seed 004 as written: batches in file order, momentum zeroed every epoch",
+           dict(batch_size=100, epochs=3, optimizer="momentum", lr=0.01, momentum=0.95,
+                batch_order="ordered", momentum_reset="epoch")),
+    Preset("convnet3-seed", partial(_convnet3, ties="all"), (3, 32, 32), 10, "cifar10-seed",
+           "seed 001 as written: raw pixels minus the mean, 500/50 subset, batches drawn "
+           "with replacement, pool error to every tied max",
+           dict(batch_size=2, epochs=5, optimizer="momentum", lr=5e-4, momentum=0.9,
+                lr_decay=0.95, weight_decay=0.9, batch_order="replacement")),
+    Preset("digits123-seed", partial(_digits123, init="seed", ties="all"), (1, 6, 6), 3,
+           "digits123",
+           "seed 003 as written: its hand-set starting weights, pool error to every tied max",
+           # The seed sums over its 96 samples with lr 0.2; partrain averages: 0.2 * 96.
+           dict(batch_size="full", steps=50, optimizer="sgd", lr=19.2)),
 ]}
 
 

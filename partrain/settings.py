@@ -16,7 +16,12 @@ from .errors import UsageError
 
 # Settings of a model that names none (your own network); presets bring their seed's.
 DEFAULT_TRAINING = dict(batch_size=32, epochs=1, optimizer="momentum", lr=0.01,
-                        momentum=0.9, lr_decay=1.0, weight_decay=0.0)
+                        momentum=0.9, lr_decay=1.0, weight_decay=0.0,
+                        batch_order="shuffle", momentum_reset="never")
+
+# The choices of TrainSettings.batch_order and .momentum_reset (see their comments).
+BATCH_ORDERS = ("shuffle", "ordered", "replacement")
+MOMENTUM_RESETS = ("never", "epoch")
 
 
 @dataclass
@@ -29,6 +34,15 @@ class TrainSettings:
     batch_size: int | str = 32           # an int or "full"
     lr_decay: float = 1.0                # multiply the lr by this after every epoch
     seed: int = 0                        # which samples each step uses
+    # How each step picks its samples (trainer.Sampler): "shuffle", a new permutation
+    # every epoch; "ordered", the stored order every epoch, as seed 004; "replacement",
+    # each batch drawn independently with replacement, as seed 001's cs231n Solver.
+    # Shuffling is the default: every sample once per epoch, in a different order.
+    batch_order: str = "shuffle"
+    # "epoch" zeroes the optimizer's state (velocity, moments) at the first step of every
+    # epoch, as seed 004 does (it restarts its momentum with each pass). "never" is the
+    # default: the momentum carries over, as in one continuous run.
+    momentum_reset: str = "never"
     chunk_size: int | None = None        # None: default_chunk_size(batch)
     workers: int | str = "auto"          # an int or "auto" (one per physical core)
     backend: str | None = None           # None: chosen by the engine (see engine/)
@@ -40,7 +54,8 @@ class TrainSettings:
 
     # Settings that change the parameters or the history; the others (workers, backend,
     # progress, where outputs go, how often to checkpoint) change only how fast.
-    RESULT_FIELDS = ("batch_size", "lr_decay", "seed", "chunk_size", "eval_every")
+    RESULT_FIELDS = ("batch_size", "lr_decay", "seed", "chunk_size", "eval_every",
+                     "batch_order", "momentum_reset")
 
     def resolved(self, n_train):
         """A copy with every None filled and every value checked (``n_train``: size of
@@ -57,9 +72,18 @@ class TrainSettings:
             _positive_int(key, getattr(s, key), optional=True)
         if isinstance(s.seed, bool) or not isinstance(s.seed, (int, np.integer)) or s.seed < 0:
             raise UsageError(f"seed must be a non-negative integer, got {s.seed!r}")
+        if s.batch_order not in BATCH_ORDERS:
+            raise UsageError(f"batch order must be one of {', '.join(BATCH_ORDERS)}, "
+                             f"got {s.batch_order!r}")
+        if s.momentum_reset not in MOMENTUM_RESETS:
+            raise UsageError(f"momentum reset must be one of {', '.join(MOMENTUM_RESETS)}, "
+                             f"got {s.momentum_reset!r}")
         if not (isinstance(s.lr_decay, (int, float)) and math.isfinite(s.lr_decay)
                 and 0 < s.lr_decay <= 1):
             raise UsageError(f"lr decay must lie in (0, 1], got {s.lr_decay!r}")
+        from .engine.base import check_worker_count
+
+        check_worker_count(s.workers)
         s.batch_size = min(int(s.batch_size), n_train)
         s.chunk_size = s.chunk_size or default_chunk_size(s.batch_size)
         steps_per_epoch = -(-n_train // s.batch_size)

@@ -56,18 +56,42 @@ class History:
 
 class Sampler:
     """Which samples each step uses: a function of (seed, epoch, step in epoch) only,
-    so every backend, worker count and resumed run sees the same batches."""
+    so every backend, worker count and resumed run sees the same batches.
 
-    def __init__(self, n, batch_size, seed):
-        self.n, self.batch_size, self.seed = n, batch_size, seed
+    An epoch is ceil(n / batch_size) steps whatever the order. ``order``:
+
+    * ``"shuffle"`` (default): a new permutation every epoch, cut into batches; every
+      sample once per epoch.
+    * ``"ordered"``: the samples as stored, batch i = [i B, (i + 1) B) every epoch, as
+      seed 004 walks its 8000 images. The same batches every epoch: with data stored
+      sorted by class a batch can hold one class only.
+    * ``"replacement"``: each step draws B indices uniformly with replacement, each step
+      from its own stream, as seed 001's cs231n Solver does (``np.random.choice(n, B)``;
+      it counts n // B steps an epoch, the same where B divides n). Some samples are
+      seen twice in an epoch, others not at all.
+    """
+
+    ORDERS = ("shuffle", "ordered", "replacement")
+
+    def __init__(self, n, batch_size, seed, order="shuffle"):
+        if order not in self.ORDERS:
+            raise UsageError(f"batch order must be one of {', '.join(self.ORDERS)}, "
+                             f"got {order!r}")
+        self.n, self.batch_size, self.seed, self.order = n, batch_size, seed, order
         self.steps_per_epoch = -(-n // batch_size)
         self._epoch, self._perm = None, None
 
     def batch(self, step):
         """step: 0-based global step -> (epoch, indices)."""
         epoch, i = divmod(step, self.steps_per_epoch)
+        if self.order == "replacement":
+            # Three numbers: never the stream of a permutation ([seed, epoch]).
+            rng = np.random.default_rng([self.seed, epoch, i])
+            return epoch, rng.integers(0, self.n, size=self.batch_size)
         if self.batch_size >= self.n:
             return epoch, np.arange(self.n)
+        if self.order == "ordered":
+            return epoch, np.arange(i * self.batch_size, min((i + 1) * self.batch_size, self.n))
         if epoch != self._epoch:
             self._epoch = epoch
             self._perm = np.random.default_rng([self.seed, epoch]).permutation(self.n)
@@ -89,7 +113,10 @@ class Trainer:
         model.check_input(X.shape[1:])
         self.data = _checked_for_model(data, model)
         self.settings = s = settings.resolved(len(X))
-        self.sampler = Sampler(len(X), s.batch_size, s.seed)
+        self.sampler = Sampler(len(X), s.batch_size, s.seed, s.batch_order)
+        if s.momentum_reset == "epoch" and not callable(getattr(optimizer, "reset_state", None)):
+            raise UsageError(f"momentum reset needs an optimizer with reset_state(); "
+                             f"{type(optimizer).__name__} has none")
         self.total_steps = s.steps
         self.record = record or {}
         self.history, self.evals = [], []
@@ -158,8 +185,7 @@ class Trainer:
         with signals.held():
             # After divergence the last good checkpoint stays; every other stop is at a
             # step boundary, so its checkpoint resumes exactly.
-            if self.run_dir is not None and self.history and (
-                    s.checkpoint_every or stopped is not None) \
+            if self.run_dir is not None and (s.checkpoint_every or stopped is not None) \
                     and not isinstance(stopped, DivergenceError):
                 self.save_checkpoint()
             history = self.finish(stopped)
@@ -185,6 +211,10 @@ class Trainer:
                 self._check_divergence(step, loss, grad)
                 with signals.held():                          # the commit
                     opt.lr = base_lr * s.lr_decay ** epoch
+                    if s.momentum_reset == "epoch" and step % self.sampler.steps_per_epoch == 0:
+                        # A function of the step number, so a run resumed at an epoch
+                        # boundary resets exactly where the uninterrupted one does.
+                        opt.reset_state()
                     opt.step(model.flat, grad)
                     st = engine.stats
                     row = dict(step=step + 1, epoch=epoch, loss=loss, lr=opt.lr,
@@ -193,7 +223,7 @@ class Trainer:
                     self.history.append(row)
                     if (step + 1) % s.eval_every == 0 or step + 1 == self.total_steps:
                         self._evaluate(row)
-                    if s.checkpoint_every and (step + 1) % s.checkpoint_every == 0:
+                    if self.run_dir and s.checkpoint_every and (step + 1) % s.checkpoint_every == 0:
                         self.save_checkpoint()
                 bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
                 bar.update()

@@ -10,6 +10,15 @@ from partrain import layers as L
 TOL = 1e-6
 
 
+@pytest.fixture(autouse=True)
+def one_blas_thread():
+    """Tiny matrices: threaded BLAS only spins, and on a shared machine 10x slower."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
 def check_layer(layer, x, rng):
     """Compare backward's dx and parameter grads with finite differences of sum(y * w)."""
     for name, shape in layer.param_shapes().items():
@@ -212,3 +221,44 @@ def test_output_shape_agrees_with_forward():
         if layer.param_shapes():
             layer.params = {k: np.zeros(s) for k, s in layer.param_shapes().items()}
         assert layer.forward(x)[0].shape[1:] == layer.output_shape(x.shape[1:])
+
+
+def test_base_layer_declares_parameters_from_its_initial_values():
+    class Affine(L.Layer):
+        decay = ("a",)
+
+        def __init__(self):
+            super().__init__()
+            self.params = {"a": [[1.0, 2.0]], "c": np.zeros(2, np.float32)}
+
+    layer = Affine()
+    assert layer.param_shapes() == {"a": (1, 2), "c": (2,)}
+    init = layer.init_params(np.random.default_rng(0))
+    assert init["a"].dtype == np.float64 and init["a"].tolist() == [[1.0, 2.0]]
+    assert init["a"] is not layer.params["a"]
+    assert L.ReLU().param_shapes() == {} and L.ReLU().init_params(None) == {}
+
+
+def test_initializers_draw_their_distribution_and_pickle():
+    import pickle
+
+    rng = np.random.default_rng(0)
+    u = pickle.loads(pickle.dumps(L.uniform_init(0.12)))(rng, (4000,))
+    assert np.abs(u).max() <= 0.12 and u.std() == pytest.approx(0.12 / np.sqrt(3), rel=0.05)
+    n = pickle.loads(pickle.dumps(L.normal_init(0.01)))(rng, (4000,))
+    assert n.std() == pytest.approx(0.01, rel=0.05)
+    assert not L.zeros_init(rng, (3, 2)).any()
+
+
+def test_pickled_fft_conv_drops_its_kernel_cache_and_gives_the_same_output():
+    import pickle
+
+    rng = np.random.default_rng(12)
+    layer = L.Conv2D(3, 4, 9, method="fft")
+    layer.params = {"W": rng.standard_normal((4, 3, 9, 9)), "b": rng.standard_normal(4)}
+    x = rng.standard_normal((2, 3, 16, 16))
+    y, _ = layer.forward(x)          # fills the per-process kernel transform cache
+    blob = pickle.dumps(layer)
+    assert len(blob) < 2 * layer.params["W"].nbytes + 4096   # no cached spectra
+    twin = pickle.loads(blob)
+    np.testing.assert_array_equal(twin.forward(x)[0], y)

@@ -42,3 +42,44 @@ def test_half_sum_squares_value():
 def test_binary_labels_from_logits():
     labels = SigmoidBinaryCrossEntropy().predict_labels(np.array([[-0.1], [0.2]]))
     np.testing.assert_array_equal(labels, [0, 1])
+
+
+def test_num_classes_follows_the_loss():
+    assert SoftmaxCrossEntropy().num_classes(7) == 7
+    assert HalfSumSquares().num_classes(3) == 3
+    assert SigmoidBinaryCrossEntropy().num_classes(1) == 2   # one logit, two labels
+
+
+def test_probabilities_are_distributions_for_probabilistic_losses():
+    rng = np.random.default_rng(1)
+    scores = rng.standard_normal((6, 4)) * 300   # large logits must not overflow
+    with np.errstate(over="raise", invalid="raise"):
+        p = SoftmaxCrossEntropy().probabilities(scores)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(p.argmax(axis=1), scores.argmax(axis=1))
+    logits = np.array([[-2.0], [0.0], [3.0]])
+    pb = SigmoidBinaryCrossEntropy().probabilities(logits)
+    assert pb.shape == (3, 2)
+    np.testing.assert_allclose(pb[:, 1], 1 / (1 + np.exp(-logits[:, 0])))
+    np.testing.assert_allclose(pb.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(pb.argmax(axis=1),
+                                  SigmoidBinaryCrossEntropy().predict_labels(logits))
+    act = rng.random((2, 3))
+    np.testing.assert_array_equal(HalfSumSquares().probabilities(act), act)
+
+
+@pytest.mark.parametrize("loss,shape,classes", [
+    (SoftmaxCrossEntropy(), (6, 4), 4),
+    (SigmoidBinaryCrossEntropy(), (6, 1), 2),
+    (HalfSumSquares(), (6, 3), 3),
+])
+def test_loss_is_a_sum_so_chunks_add_up(loss, shape, classes):
+    rng = np.random.default_rng(2)
+    scores = rng.standard_normal(shape)
+    y = rng.integers(0, classes, size=shape[0])
+    whole, d = loss(scores, y)
+    a, da = loss(scores[:2], y[:2])
+    b, db = loss(scores[2:], y[2:])
+    assert isinstance(whole, float) and whole == pytest.approx(a + b, rel=1e-14)
+    np.testing.assert_array_equal(np.concatenate([da, db]), d)
+    assert d.dtype == scores.dtype and d.shape == scores.shape

@@ -81,5 +81,44 @@ def test_float32_stays_float32():
 def test_bad_optimizer_settings():
     with pytest.raises(UsageError, match="unknown optimizer"):
         make_optimizer("lbfgs", 0.1)
-    with pytest.raises(UsageError, match="positive"):
-        make_optimizer("sgd", 0.0)
+    for lr in (0.0, -0.1, float("nan"), float("inf"), "0.1"):
+        with pytest.raises(UsageError, match="learning rate must be a positive number"):
+            make_optimizer("sgd", lr)
+    for wd in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(UsageError, match="weight decay must be >= 0"):
+            make_optimizer("adam", 0.1, weight_decay=wd)
+    for mu in (1.0, -0.1, float("nan")):
+        with pytest.raises(UsageError, match="momentum must lie in"):
+            make_optimizer("nesterov", 0.1, momentum=mu)
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_weight_decay_is_a_recorded_hyperparameter(name):
+    opt = make_optimizer(name, 0.1, momentum=0.8, weight_decay=0.25)
+    assert opt.weight_decay == 0.25
+    hp = opt.hyperparameters()
+    assert hp["name"] == name and hp["lr"] == 0.1 and hp["weight_decay"] == 0.25
+    assert "state" not in hp
+    if name in ("momentum", "nesterov"):
+        assert hp["momentum"] == 0.8
+    # The record rebuilds the same optimizer (how --resume does it).
+    kwargs = {k: v for k, v in hp.items() if k != "name"}
+    assert OPTIMIZERS[name](**kwargs).hyperparameters() == hp
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_state_shapes_describe_the_state_a_step_creates(name):
+    opt = make_optimizer(name, 0.1)
+    w = np.ones(5)
+    opt.step(w, np.full(5, 0.5))
+    shapes = opt.state_shapes(5)
+    assert set(opt.state) == set(shapes)
+    for key, (shape, kind) in shapes.items():
+        assert opt.state[key].shape == shape and opt.state[key].dtype.kind == kind
+
+
+def test_weight_decay_does_not_change_the_update_rule_itself():
+    # The model adds wd * W to the gradient; the optimizer only records the strength.
+    w0, _, _ = run("sgd")
+    w1, _, _ = run("sgd", weight_decay=0.5)
+    np.testing.assert_array_equal(w0, w1)

@@ -38,5 +38,10 @@ def test_scale_run_writes_csv_markdown_plot_and_json(tmp_path):
     result = json.loads((tmp_path / "t.json").read_text())
     assert [r["config"] for r in result["rows"]] == ["1 workers", "2 workers"]
     assert all(r["step_seconds_median"] > 0 for r in result["rows"])
+    assert all(r["peak_rss_mib_per_worker"] > 1 for r in result["rows"])
+    assert [r["chunk_size"] for r in result["rows"]] == [8, 8]
     text = (tmp_path / "t.md").read_text()
     assert "serial fraction" in text and "PROJECTION, not measured" in text
+    from helpers import shm_entries, worker_processes
+
+    assert worker_processes() == [] and shm_entries() == []

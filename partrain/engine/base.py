@@ -73,16 +73,24 @@ def param_ranges(num_params, n_workers, align=16):
     return list(zip(cuts[:-1], cuts[1:]))
 
 
-def resolve_workers(requested, default):
-    """A worker count from an int or "auto" (``default``), bounded by the machine."""
+def check_worker_count(requested):
+    """Refuse a worker count that is not "auto"/None or a sane positive integer."""
     if requested in (None, "auto"):
-        return default
+        return
     if isinstance(requested, bool) or not isinstance(requested, (int, np.integer)) or requested < 1:
         raise UsageError(f"--workers must be a positive integer or auto, got {requested!r}")
     cores = os.cpu_count() or 1
     if requested > MAX_WORKERS_PER_CORE * cores:
         raise UsageError(f"--workers {requested} is more than {MAX_WORKERS_PER_CORE} per "
                          f"logical core ({cores} here); use --workers auto")
+
+
+def resolve_workers(requested, default):
+    """A worker count from an int or "auto" (``default``), bounded by the machine."""
+    check_worker_count(requested)
+    if requested in (None, "auto"):
+        return default
+    cores = os.cpu_count() or 1
     if requested > cores:
         print(f"partrain: warning: {requested} workers on {cores} logical cores; "
               "they will share cores", file=sys.stderr)

@@ -94,11 +94,10 @@ class SharedArray:
         return np.ndarray(shape, dtype=dtype, buffer=mmap.mmap(fd, size))
 
     def close(self):
-        self.array = None
-        try:
-            self.map.close()
-        except BufferError:   # a view is still alive somewhere; the fd close frees it
-            pass
+        # The mapping is not closed by hand: arrays handed out (a gradient, a parameter
+        # view) keep it alive through their base, and it is unmapped when the last of
+        # them goes. Closing it under them would make reading them a segfault.
+        self.array = self.map = None
         os.close(self.fd)
 
 
