@@ -313,15 +313,17 @@ class Conv2D(Layer):
     # Exact zeros. A transform mixes every input into every output, so an output whose
     # sum holds only zero products (a window of an all-black patch, of zero padding, or
     # of maps a ReLU switched off) comes back as rounding noise of either sign, about
-    # 1e-16, where im2col's sum of zeros gives exactly 0. A following ReLU gate x > 0 or
-    # a max-pool tie would then decide on the noise: half of those outputs pass a ReLU
-    # that must block them. So the forward pass and the input gradient write exact zeros
-    # where every product is zero by structure: each kernel tap meets a zero (the window
-    # holds no nonzero input in any map the output reads through a kernel that is not
-    # all zeros). That is decided by counting nonzeros in integers, so it needs no
-    # tolerance and leaves every other output untouched; a tolerance on |y| would also
-    # erase true values that are merely small. The weight gradient is left as is: the
-    # optimizer only adds it, no gate or tie reads it.
+    # 1e-16, where im2col's sum of zeros is exactly 0. The layers after it make discrete
+    # choices on these values: a ReLU gate x > 0 passes the noise that is positive, and
+    # with it an O(1) error that must be blocked; a max pool picks the largest noise
+    # among tied zeros and routes the error there. So the forward pass writes exact
+    # zeros where every product is zero by structure: the window holds no nonzero input
+    # in any map the output reads through a kernel that is not all zeros. That is plain
+    # logic on (x != 0), so it needs no tolerance and leaves every other output as the
+    # FFT computed it; a tolerance on |y| would also erase true values that are merely
+    # small. The gradients keep their noise: noise there is only a 1e-16 error in a
+    # value (even ReLU's "error_sign" rule passes it as the 1e-16 it is), never a
+    # switched decision.
     def _forward_fft(self, xp):
         hp, wp = xp.shape[2:]
         s = (scipy.fft.next_fast_len(hp, True), scipy.fft.next_fast_len(wp, True))
@@ -351,11 +353,6 @@ class Conv2D(Layer):
         dx = None
         if self.need_dx:
             dxp = scipy.fft.irfft2(mix_channels(dYf, Wf.swapaxes(0, 1)), s=s)[:, :, :hp, :wp]
-            # dx[i] = sum_u dy[i - u] w[u]: the windows of dy zero-padded by k - 1.
-            k = self.k
-            zero = structural_zeros(_pad(dy, k - 1), k, self._links().T)
-            if zero is not None:
-                dxp[zero] = 0
             dx = self._crop_pad(dxp)
         return dx, grads
 
@@ -390,21 +387,41 @@ def structural_zeros(a, k, links):
     """Where a sum over k x k windows of ``a`` is exactly zero by structure (see Conv2D).
 
     a: (N, A, H, W); links: (A, M) bool, whether output map m reads map a at all.
-    Returns bool (N, M, H - k + 1, W - k + 1), True where no window of a linked map holds
-    a nonzero; or None when there is no such output (the common case: nothing to do).
-    Nonzeros are counted exactly with an integral image, in integers.
+    Returns bool (N, M, H - k + 1, W - k + 1), True where no window of a linked map
+    holds a nonzero; or None when there is no such output (nothing to do).
     """
-    N, A, H, W = a.shape
-    counts = np.zeros((N, A, H + 1, W + 1), dtype=np.int32)
-    np.cumsum(np.cumsum(a != 0, axis=2, dtype=np.int32), axis=3, out=counts[:, :, 1:, 1:])
-    occupied = (counts[:, :, k:, k:] - counts[:, :, :-k, k:]
-                - counts[:, :, k:, :-k] + counts[:, :, :-k, :-k]) > 0   # (N, A, oh, ow)
-    if occupied.all() and links.any(axis=0).all():
+    nonzero = a != 0
+    every_output_linked = links.any(axis=0).all()
+    if every_output_linked and nonzero.all():
+        return None                          # natural images: no window can be empty
+    occupied = _window_any(_window_any(nonzero, k, axis=3), k, axis=2)   # (N, A, oh, ow)
+    if every_output_linked and occupied.all():
         return None
     # Per output map, how many linked input maps have a nonzero in the window: small
     # whole numbers, exact in float32, so one BLAS product decides it.
     reach = np.tensordot(occupied.astype(np.float32), links.astype(np.float32), axes=([1], [0]))
     return (reach == 0).transpose(0, 3, 1, 2)                    # (N, M, oh, ow)
+
+
+def _window_any(m, k, axis):
+    """Whether each run of k consecutive entries of the bool array m along ``axis``
+    holds a True (the axis shrinks by k - 1). ORs of shifted copies: spans 1, 2, 4, ...
+    up to the largest power of two p <= k, then two spans of p, k - p apart, cover k.
+    Plain logic, so exact, and ~2 log2(k) passes over bytes."""
+    def part(lo, hi):
+        index = [slice(None)] * m.ndim
+        index[axis] = slice(lo, hi)
+        return tuple(index)
+
+    span = 1
+    while 2 * span <= k:
+        n = m.shape[axis]
+        m = m[part(0, n - span)] | m[part(span, n)]
+        span *= 2
+    if span < k:
+        n = m.shape[axis]
+        m = m[part(0, n - (k - span))] | m[part(k - span, n)]
+    return m
 
 
 def mix_channels(a, b):
