@@ -5,23 +5,33 @@
     model = partrain.Sequential([Conv2D(1, 8, 3), ReLU(), MaxPool2D(2), Flatten(),
                                  Dense(8 * 13 * 13, 10)], partrain.SoftmaxCrossEntropy())
     history = partrain.fit(model, X, y, epochs=3, validation_split=0.1, out="runs/mine")
+
+Names are imported on first use (PEP 562), so `import partrain` and the `partrain`
+command start fast and a Ctrl-C at start-up meets partrain's own handler, not an import.
 """
+
+import importlib
 
 __version__ = "0.2.0"
 
-from .api import fit, load_run, predict, predict_proba, predict_scores  # noqa: E402
-from .data import DATASETS, load_dataset  # noqa: E402
-from .layers import Layer  # noqa: E402
-from .losses import HalfSumSquares, SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy  # noqa: E402
-from .models import Sequential  # noqa: E402
-from .optim import SGD, Adam, Momentum, Nesterov, RMSProp  # noqa: E402
-from .presets import PRESETS, build_model  # noqa: E402
-from .splits import Data  # noqa: E402
-from .trainer import History, Trainer  # noqa: E402
-from .settings import TrainSettings  # noqa: E402
+_EXPORTS = {
+    "fit": "api", "load_run": "api", "predict": "api", "predict_proba": "api",
+    "predict_scores": "api", "Sequential": "models", "Layer": "layers",
+    "SoftmaxCrossEntropy": "losses", "SigmoidBinaryCrossEntropy": "losses",
+    "HalfSumSquares": "losses", "SGD": "optim", "Momentum": "optim", "Nesterov": "optim",
+    "RMSProp": "optim", "Adam": "optim", "Data": "splits", "Trainer": "trainer",
+    "TrainSettings": "settings", "History": "trainer", "build_model": "presets",
+    "PRESETS": "presets", "load_dataset": "data", "DATASETS": "data",
+}
 
-__all__ = ["fit", "load_run", "predict", "predict_proba", "predict_scores", "Sequential",
-           "Layer", "SoftmaxCrossEntropy", "SigmoidBinaryCrossEntropy", "HalfSumSquares",
-           "SGD", "Momentum", "Nesterov", "RMSProp", "Adam", "Data", "Trainer",
-           "TrainSettings", "History", "build_model", "PRESETS", "load_dataset", "DATASETS",
-           "__version__"]
+__all__ = [*_EXPORTS, "__version__"]
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module 'partrain' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

@@ -16,6 +16,17 @@ from pathlib import Path
 
 from .errors import PartrainError, UsageError
 
+
+def _stop_before_start(signum, frame):
+    # While the command line itself is imported, a stop is a quiet exit, never an
+    # import-time KeyboardInterrupt traceback; main() installs its own handler.
+    raise SystemExit(128 + signum)
+
+
+if sys.argv and Path(sys.argv[0]).name in ("partrain", "cli.py", "__main__.py"):
+    for _signal in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(_signal, _stop_before_start)
+
 # `partrain train` with no model or dataset: the classic LeNet-5 on the digits that
 # ship inside scikit-learn, so a fresh machine trains without downloading anything.
 DEFAULT_MODEL, DEFAULT_DATASET = "lenet5", "digits32"
@@ -467,6 +478,22 @@ def _main(argv=None):
 
     # One clear line per problem, never a raw warning before it.
     warnings.simplefilter("ignore")
+
+    def stop_before_the_run(signum, frame):   # nothing to save yet: say so and stop
+        raise Interrupted(signum)
+
+    old = {s: signal.signal(s, stop_before_the_run)
+           for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        return _run_command(argv)
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
+def _run_command(argv):
+    from .errors import Interrupted
+
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)

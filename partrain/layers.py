@@ -614,14 +614,31 @@ class Sigmoid(Layer):
 
 
 class Tanh(Layer):
-    """tanh(x), any shape."""
+    """amplitude * tanh(slope * x), any shape; plain tanh by default.
+
+    LeCun et al. (1998, appendix A) use amplitude 1.7159 and slope 2/3, so that
+    f(+-1) = +-1 and the gain is largest where unit-variance inputs fall: with small
+    initial weights the plain tanh passes too little signal and LeNet-5 sits on a plateau.
+    """
+
+    amplitude = slope = 1.0   # what models pickled before these options had
+
+    def __init__(self, amplitude=1.0, slope=1.0):
+        super().__init__()
+        self.amplitude, self.slope = float(amplitude), float(slope)
 
     def forward(self, x):
-        y = np.tanh(x)
-        return y, y
+        t = np.tanh(x * self.slope) if self.slope != 1 else np.tanh(x)
+        return (t * self.amplitude if self.amplitude != 1 else t), t
 
-    def backward(self, dy, y):
-        return dy * (1 - y * y), {}
+    def backward(self, dy, t):
+        gain = self.amplitude * self.slope
+        return (dy * (1 - t * t) * gain if gain != 1 else dy * (1 - t * t)), {}
+
+    def describe(self):
+        if self.amplitude == self.slope == 1:
+            return "Tanh"
+        return f"Tanh({self.amplitude:g} tanh({self.slope:.4g} x))"
 
 
 class Flatten(Layer):
