@@ -13,6 +13,7 @@ workers never re-run your script (see partrain/engine/process.py).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 
 import numpy as np
@@ -78,9 +79,9 @@ def as_data(X, y=None, validation_data=None, test_data=None, dtype="float32"):
             raise UsageError("fit(model, X, y): labels y are missing")
         data = Data(train=_pair(X, y, "training", dtype), name="arrays")
     if validation_data is not None:
-        data.val = _pair(*validation_data, "validation", dtype)
+        data = dataclasses.replace(data, val=_pair(*validation_data, "validation", dtype))
     if test_data is not None:
-        data.test = _pair(*test_data, "test", dtype)
+        data = dataclasses.replace(data, test=_pair(*test_data, "test", dtype))
     return data
 
 

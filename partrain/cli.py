@@ -404,18 +404,20 @@ def cmd_eval(args):
 def cmd_models(args):
     from .presets import PRESETS, build_model
 
-    print(f"{'model':<12} {'parameters':>11}  {'input':<12} {'dataset':<11} source")
+    width = max(map(len, PRESETS)) + 1
+    dwidth = max(len(p.dataset) for p in PRESETS.values()) + 1
+    print(f"{'model':<{width}} {'parameters':>11}  {'input':<9} {'dataset':<{dwidth}} source")
     for name, p in PRESETS.items():
         n = build_model(name).num_params
         shape = "x".join(map(str, p.input_shape))
-        print(f"{name:<12} {n:>11,}  {shape:<12} {p.dataset:<11} {p.source}")
+        print(f"{name:<{width}} {n:>11,}  {shape:<9} {p.dataset:<{dwidth}} {p.source}")
     return 0
 
 
 def cmd_datasets(args):
     from .data import DATASETS, default_data_dir, files_found
 
-    print(f"{'dataset':<11} {'files':<9} {'looked in':<28} description")
+    rows = []
     for name, ds in DATASETS.items():
         folder = args.data_dir or default_data_dir(ds)
         if ds.folder is None:
@@ -423,7 +425,11 @@ def cmd_datasets(args):
         else:
             status = "found" if files_found(ds, folder) else "missing"
             where = str(folder)
-        print(f"{name:<11} {status:<9} {where:<28} {ds.description}")
+        rows.append((name, status, where, ds.description))
+    w0, w2 = (max(len(r[i]) for r in rows) + 1 for i in (0, 2))
+    print(f"{'dataset':<{w0}} {'files':<9} {'looked in':<{w2}} description")
+    for name, status, where, description in rows:
+        print(f"{name:<{w0}} {status:<9} {where:<{w2}} {description}")
     return 0
 
 

@@ -33,6 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 # Each experiment: what the seed reported, and its variants as `partrain train` flags.
+# The seeds' own code ran numpy's float64, so their algorithms run in float64 here.
 # {data} is replaced by --data-dir. A tuned entry lists candidates tried on validation.
 EXPERIMENTS = {
     "000": dict(
@@ -40,7 +41,7 @@ EXPERIMENTS = {
         reported='"10+ hours" for 500 full-batch steps on an 8-core i7-10875H, one core busy; '
                  'training accuracy "not ideal"',
         data=["--dataset", "catvnoncat", "--data-dir", "{data}/catvnoncat"],
-        seed_algorithm=["--model", "lenet5-cat-seed"],
+        seed_algorithm=["--model", "lenet5-cat-seed", "--dtype", "float64"],
         seed_settings=["--model", "lenet5-cat"],
         tuned=[["--model", "lenet5-cat", "--optimizer", "adam", "--lr", "3e-4", "--steps", "200",
                 "--eval-every", "10"],
@@ -52,7 +53,7 @@ EXPERIMENTS = {
         title="seed 004: MNIST conv (MNIST t10k: first 8000 train / last 2000 test)",
         reported="prints test accuracy on the 2000 held-out images (no figure given)",
         data=["--dataset", "mnist", "--data-dir", "{data}/mnist"],
-        seed_algorithm=["--model", "mnist-conv-seed"],
+        seed_algorithm=["--model", "mnist-conv-seed", "--dtype", "float64"],
         seed_settings=["--model", "mnist-conv"],
         tuned=[["--model", "mnist-conv", "--epochs", "10"],
                ["--model", "mnist-conv", "--optimizer", "adam", "--lr", "1e-3", "--epochs", "10"],
@@ -64,7 +65,7 @@ EXPERIMENTS = {
               "generator, 96 train / 48 test)",
         reported="100% training accuracy after 50 full-batch steps",
         data=["--dataset", "digits123"],
-        seed_algorithm=["--model", "digits123-seed"],
+        seed_algorithm=["--model", "digits123-seed", "--dtype", "float64"],
         seed_settings=["--model", "digits123"],
         tuned=[["--model", "digits123", "--steps", "500"],
                ["--model", "digits123", "--steps", "2000"],
@@ -193,6 +194,16 @@ def reproduce(key, seeds, tuned_seeds, data_dir, log):
     return result
 
 
+def rerun_variant(key, which, seeds, data_dir, log):
+    exp = EXPERIMENTS[key]
+    exp_dir = ROOT / "results" / f"seed-{key}"
+    summary = json.loads((exp_dir / "summary.json").read_text())
+    if exp[which]:
+        name = which.replace("_", "-")
+        summary[which] = variant(exp_dir, name, exp["data"] + exp[which], seeds, data_dir, log)
+    (exp_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
 def mean_spread(values):
     values = [v for v in values if v is not None]
     if not values:
@@ -225,6 +236,12 @@ def write_readme(data_dir_text):
             if v is None:
                 return "not run (needs CIFAR-10)"
             runs = v["runs"]
+            diverged = [r for r in runs if r["stopped_by"]]
+            if diverged:
+                steps = sorted(int(r["stopped_by"].split("step ")[1].split(":")[0])
+                               for r in diverged)
+                return (f"diverged (loss NaN/inf) at step {', '.join(map(str, steps))} in "
+                        f"{len(diverged)} of {len(runs)} seeds")
             key = "test_at_best_val" if best and metric == "test_acc" else metric
             name = "train" if metric == "train_acc" else "test"
             extra = "" if metric == "train_acc" else f"; train {mean_spread([r['train_acc'] for r in runs])}"
@@ -260,6 +277,8 @@ def main():
     p.add_argument("--seeds", type=int, default=3, help="random seeds per variant (default 3)")
     p.add_argument("--tuned-seeds", type=int, default=5, help="seeds of the tuned run (default 5)")
     p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
+    p.add_argument("--only", choices=["seed_algorithm", "seed_settings"],
+                   help="rerun one variant of existing experiments and update their rows")
     args = p.parse_args()
     keys = list(EXPERIMENTS) if "all" in args.which else args.which
     unknown = [k for k in keys if k not in EXPERIMENTS]
@@ -268,6 +287,9 @@ def main():
     log = lambda msg: print(msg, file=sys.stderr, flush=True)   # noqa: E731
     t0 = time.perf_counter()
     for key in keys:
+        if args.only:
+            rerun_variant(key, args.only, list(range(args.seeds)), Path(args.data_dir), log)
+            continue
         reproduce(key, list(range(args.seeds)), list(range(args.tuned_seeds)),
                   Path(args.data_dir), log)
     write_readme("../shared/data" if Path(args.data_dir).resolve() ==
