@@ -32,7 +32,8 @@ def fit(model, X, y=None, *, epochs=None, steps=None, batch_size=DEFAULT_TRAININ
         momentum=DEFAULT_TRAINING["momentum"], weight_decay=0.0, lr_decay=1.0,
         validation_data=None, validation_split=0.0, test_data=None, seed=0, workers="auto",
         backend=None, chunk_size=None, eval_every=None, checkpoint_every=None, out=None,
-        overwrite=False, resume=False, progress=True):
+        overwrite=False, resume=False, progress=True, batch_order="shuffle",
+        momentum_reset="never", reduction="ordered"):
     """Train ``model`` in place, data-parallel, and return its :class:`History`.
 
     model: a :class:`partrain.Sequential` (layers may be your own classes).
@@ -46,6 +47,9 @@ def fit(model, X, y=None, *, epochs=None, steps=None, batch_size=DEFAULT_TRAININ
        (Xt, yt), reported only.
     out: a run directory for config, history, model.h5, metrics, curves, checkpoints;
        resume=True continues the checkpoint in ``out`` (same model, data, settings).
+    batch_order ("shuffle", "ordered", "replacement"), momentum_reset ("never",
+       "epoch"): the seeds' habits, see TrainSettings; reduction "allreduce" (MPI only):
+       faster, but the bits then depend on the rank count.
     Returns None in MPI ranks other than 0 (they only serve rank 0).
     """
     data = as_data(X, y, validation_data, test_data, dtype=model.dtype)
@@ -57,7 +61,8 @@ def fit(model, X, y=None, *, epochs=None, steps=None, batch_size=DEFAULT_TRAININ
                              seed=seed, chunk_size=chunk_size, workers=workers, backend=backend,
                              eval_every=eval_every, checkpoint_every=checkpoint_every,
                              progress=progress, out=None if out is None else str(out),
-                             overwrite=overwrite)
+                             overwrite=overwrite, batch_order=batch_order,
+                             momentum_reset=momentum_reset, reduction=reduction)
     trainer = Trainer(model, data, optimizer, settings)
     if resume:
         trainer.resume()

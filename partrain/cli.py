@@ -151,6 +151,10 @@ def build_parser():
     t.add_argument("--backend", choices=list(BACKENDS),
                    help="serial, process (default for several workers) or mpi (default "
                    "under mpiexec)")
+    t.add_argument("--reduction", choices=["ordered", "allreduce"],
+                   help="how chunk gradients are added: ordered (default; the same bits on "
+                   "any worker count) or allreduce (mpi only: one MPI_Allreduce, faster, but "
+                   "the bits depend on the rank count)")
     t.add_argument("--chunk-size", type=positive_int, metavar="K",
                    help="samples per chunk of the deterministic reduction (default 8)")
     t.add_argument("--eval-every", type=positive_int, metavar="N",
@@ -251,7 +255,7 @@ def cmd_train(args):
         lr_decay=t["lr_decay"], seed=seed, chunk_size=args.chunk_size, workers=args.workers
         or "auto", backend=args.backend, eval_every=args.eval_every,
         batch_order=t["batch_order"], momentum_reset=t["momentum_reset"],
-        checkpoint_every=args.checkpoint_every, progress=not args.no_progress
+        reduction=args.reduction or "ordered", checkpoint_every=args.checkpoint_every, progress=not args.no_progress
         and sys.stderr.isatty(), overwrite=args.overwrite,
         out=args.out or f"runs/{name}-{time.strftime('%Y%m%d-%H%M%S')}")
     spec_record = dict(model=spec, dataset=None if args.data else dataset,
@@ -290,12 +294,11 @@ def resume_trainer(args):
 
     run = RunDir(args.resume)
     record = run.read_config()
-    spec = record.get("spec")
-    if not isinstance(spec, dict) or not isinstance(spec.get("model"), str):
-        raise UsageError(f"{run} was started from Python, not the command line; resume it "
-                         "with partrain.fit(..., out=..., resume=True)")
+    spec = checked_spec(record, run, "resume it with partrain.fit(..., out=..., resume=True)")
+    # `is`, not ==: --seed 0 or --momentum 0 is given too (0 == False in Python).
     conflicting = sorted(f"--{k.replace('_', '-')}" for k, v in vars(args).items()
-                         if k not in RESUME_FLAGS and k != "command" and v not in (None, False))
+                         if k not in RESUME_FLAGS and k != "command"
+                         and v is not None and v is not False)
     if conflicting:
         raise UsageError(f"--resume continues a run with its own settings; drop "
                          f"{', '.join(conflicting)} (only --workers, --backend, "
@@ -314,7 +317,9 @@ def resume_trainer(args):
         cls = OPTIMIZERS[opt_record.pop("name")]
         optimizer = cls(**opt_record)
         settings = TrainSettings(**{k: v for k, v in s.items() if k in TrainSettings.__dataclass_fields__})
-    except (KeyError, TypeError, ValueError) as exc:
+        settings.epochs = None                  # the recorded steps count
+        settings.resolved(len(data.train[0]))   # every recorded value checked here
+    except (KeyError, TypeError, ValueError, UsageError) as exc:
         raise PartrainError(f"{run.file('config.json')} is corrupt ({type(exc).__name__}: {exc})") from None
     done_steps = settings.steps
     if args.steps is not None or args.epochs is not None:
@@ -324,7 +329,6 @@ def resume_trainer(args):
         if settings.steps < done_steps:
             raise UsageError(f"--resume cannot shorten the run: it was set to {done_steps} "
                              f"steps, --steps/--epochs asks for {settings.steps}")
-    settings.epochs = None
     settings.out, settings.overwrite = str(run), True
     settings.workers = args.workers or settings.workers
     settings.backend = args.backend or settings.backend
@@ -345,9 +349,9 @@ def run_training(trainer, spec):
     n = {k: len(v[0]) for k, v in trainer.data.splits().items()}
     sizes = " / ".join(f"{v} {k}" for k, v in n.items())
     opt = trainer.optimizer
-    from .engine import launched_by_mpi
+    from .engine import is_main_process
 
-    if not launched_by_mpi() or _mpi_rank() == 0:
+    if is_main_process():
         print(f"partrain: {spec['model']} ({trainer.model.num_params:,} parameters) on "
               f"{trainer.data.name} ({sizes}), {trainer.total_steps} steps of batch "
               f"{s.batch_size}, {opt.name} lr {trainer.base_lr:g}, {trainer.model.dtype}, "
@@ -363,10 +367,26 @@ def run_training(trainer, spec):
     return 0
 
 
-def _mpi_rank():
-    from mpi4py import MPI
+# What config.json's "spec" (how the command line named model and data) must hold.
+SPEC_TYPES = dict(model=(str,), dataset=(str, type(None)), data=(str, type(None)),
+                  data_dir=(str, type(None)), model_file=(str, type(None)),
+                  val_split=(int, float), dtype=(str,), seed=(int,))
 
-    return MPI.COMM_WORLD.Get_rank()
+
+def checked_spec(record, run, from_python_hint):
+    spec = record.get("spec")
+    if spec is None:
+        raise UsageError(f"{run} was started from Python, not the command line; "
+                         f"{from_python_hint}")
+    bad = [k for k, types in SPEC_TYPES.items()
+           if not isinstance(spec, dict) or not isinstance(spec.get(k), types)
+           or isinstance(spec.get(k), bool)]
+    if not bad and not (0 <= spec["val_split"] < 1 and spec["seed"] >= 0
+                        and spec["dtype"] in ("float32", "float64")):
+        bad = ["val_split, seed or dtype"]
+    if bad:
+        raise PartrainError(f"{run.file('config.json')} is corrupt (spec: bad {', '.join(bad)})")
+    return spec
 
 
 def cmd_eval(args):
@@ -378,9 +398,7 @@ def cmd_eval(args):
 
     run = RunDir(args.run)
     record = run.read_config()
-    spec = record.get("spec")
-    if not isinstance(spec, dict):
-        raise UsageError(f"{run} was trained from Python; evaluate it with partrain.load_run")
+    spec = checked_spec(record, run, "evaluate it with partrain.load_run")
     model = run.read_params(run.read_model_architecture(), best=args.best)
     data = open_data(dataset=spec.get("dataset"), data_file=spec.get("data"),
                      data_dir=spec.get("data_dir"), dtype=str(model.dtype),
@@ -466,14 +484,11 @@ COMMANDS = dict(train=cmd_train, eval=cmd_eval, models=cmd_models, datasets=cmd_
 
 
 def main(argv=None):
-    """Run one command; under mpiexec, a rank that fails ends the whole job."""
-    from .engine import launched_by_mpi
+    """Run one command; a process that fails ends the processes that wait for it."""
+    from .engine import end_process
 
     code = _main(argv)
-    if code and launched_by_mpi():
-        from .engine.mpi import abort_if_others_wait
-
-        abort_if_others_wait(code)
+    end_process(code)
     return code
 
 

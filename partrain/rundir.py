@@ -214,7 +214,12 @@ class RunDir:
                              if "best_params" in f else None)
                 state = {"lr": float(lr)}
                 expected = optimizer.state_shapes(P)
-                for key in f.get("optimizer", {}):
+                present = set(f["optimizer"]) if "optimizer" in f else set()
+                missing = sorted(set(expected) - present)
+                if step > 0 and missing:   # a rule keeps all of its state from step 1 on
+                    raise PartrainError(f"checkpoint {path}: optimizer state "
+                                        f"{', '.join(missing)} is missing")
+                for key in present:
                     if key not in expected:
                         raise PartrainError(f"checkpoint {path}: unexpected optimizer state "
                                             f"{key!r} for {optimizer.name}")
@@ -228,8 +233,9 @@ class RunDir:
         except Exception as exc:
             raise PartrainError(f"checkpoint {path} is unreadable "
                                 f"({type(exc).__name__}: {exc})") from None
-        _check_rows(history, path, "history", ("step", "loss"))
-        _check_rows(evals, path, "evaluations", ("step",))
+        _check_rows(history, path, "history", STEP_FIELDS)
+        _check_rows(evals, path, "evaluations", ("step", "eval_seconds"))
+        _check_best(best, path, len(history))
         model.flat[...] = params
         optimizer.load_state_dict(state)
         best["flat"] = best_flat
@@ -269,13 +275,37 @@ def _json_attr(attrs, key, kind, path):
     return value
 
 
+STEP_FIELDS = ("step", "epoch", "loss", "lr", "seconds", "worker_seconds", "overhead_seconds")
+
+
+def _is_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 def _check_rows(rows, path, what, required):
+    """Every row a dict of numbers (None where a split was not evaluated), with the
+    required keys, steps counting up."""
+    last = 0
     for i, row in enumerate(rows):
         if not isinstance(row, dict) or any(k not in row for k in required):
-            raise PartrainError(f"checkpoint {path}: {what} row {i} is malformed")
+            raise PartrainError(f"checkpoint {path}: {what} row {i} is malformed "
+                                f"(needs {', '.join(required)})")
         for k, v in row.items():
-            if v is not None and not isinstance(v, (int, float, str)):
+            if k not in HISTORY_FIELDS or not (v is None or _is_number(v)):
                 raise PartrainError(f"checkpoint {path}: {what} row {i} has a bad {k!r}")
+        if not isinstance(row["step"], int) or row["step"] <= last:
+            raise PartrainError(f"checkpoint {path}: {what} row {i} has step {row['step']!r}")
+        last = row["step"]
+
+
+def _check_best(best, path, steps):
+    ok = (isinstance(best.get("metric", "val_acc"), str)
+          and (best.get("value") is None or _is_number(best["value"]))
+          and (best.get("step") is None or (isinstance(best["step"], int)
+                                           and 0 < best["step"] <= steps))
+          and set(best) <= {"metric", "value", "step"})
+    if not ok:
+        raise PartrainError(f"checkpoint {path}: 'best' is malformed")
 
 
 def _check_fingerprints(saved, current, path):

@@ -46,6 +46,7 @@ class TrainSettings:
     chunk_size: int | None = None        # None: default_chunk_size(batch)
     workers: int | str = "auto"          # an int or "auto" (one per physical core)
     backend: str | None = None           # None: chosen by the engine (see engine/)
+    reduction: str = "ordered"           # "allreduce" (MPI only): faster, not bitwise
     eval_every: int | None = None        # steps between evaluations (default: per epoch)
     checkpoint_every: int | None = None  # steps between checkpoints (also on stop)
     progress: bool = True
@@ -55,7 +56,7 @@ class TrainSettings:
     # Settings that change the parameters or the history; the others (workers, backend,
     # progress, where outputs go, how often to checkpoint) change only how fast.
     RESULT_FIELDS = ("batch_size", "lr_decay", "seed", "chunk_size", "eval_every",
-                     "batch_order", "momentum_reset")
+                     "batch_order", "momentum_reset", "reduction")
 
     def resolved(self, n_train):
         """A copy with every None filled and every value checked (``n_train``: size of

@@ -158,7 +158,7 @@ class Trainer:
     def _run(self):
         s = self.settings
         engine = make_engine(self.model, self.data.splits(), s.chunk_size, backend=s.backend,
-                             workers=s.workers, max_batch=s.batch_size)
+                             workers=s.workers, max_batch=s.batch_size, reduction=s.reduction)
         self.engine = engine
         if not engine.is_coordinator:
             with engine:

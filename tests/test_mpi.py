@@ -179,3 +179,17 @@ def test_workers_flag_must_match_the_rank_count(tmp_path):
     assert r.returncode != 0
     assert "does not match mpiexec -n 2" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_allreduce_mode_is_close_to_serial_and_refused_elsewhere(tmp_path, reference):
+    r = mpiexec(2, PARTRAIN + RUN + ["--steps", "12", "--reduction", "allreduce",
+                                     "--out", str(tmp_path / "fast")])
+    assert r.returncode == 0, r.stderr
+    with h5py.File(tmp_path / "fast" / "model.h5") as fast, \
+            h5py.File(reference / "model.h5") as ref:
+        for key in ("c1.W", "out.W"):
+            np.testing.assert_allclose(fast[key][()], ref[key][()], rtol=1e-3, atol=1e-5)
+    local_run = local(RUN + ["--steps", "2", "--workers", "2", "--reduction", "allreduce",
+                             "--out", str(tmp_path / "local")])
+    assert local_run.returncode == 2
+    assert "adds gradients ordered, not 'allreduce'" in local_run.stderr

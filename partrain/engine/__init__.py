@@ -34,6 +34,24 @@ def launched_by_mpi():
     return False
 
 
+def is_main_process():
+    """True except in MPI ranks > 0 (which neither print nor write outputs)."""
+    if not launched_by_mpi():
+        return True
+    from .mpi import _comm
+
+    return _comm().Get_rank() == 0
+
+
+def end_process(exit_code):
+    """Call as a command ends: under MPI a failing rank ends the whole job, so no rank is
+    left waiting for it (see mpi.abort_if_others_wait)."""
+    if exit_code and launched_by_mpi():
+        from .mpi import abort_if_others_wait
+
+        abort_if_others_wait(exit_code)
+
+
 def backend_class(name):
     if name not in BACKENDS:
         raise UsageError(f"unknown backend {name!r}; choose one of: {', '.join(BACKENDS)}")
@@ -68,4 +86,5 @@ def make_engine(model, splits, chunk_size, backend=None, workers="auto", max_bat
 
 
 __all__ = ["Engine", "StepStats", "chunk_bounds", "assign_chunks", "param_ranges",
-           "make_engine", "choose_backend", "backend_class", "launched_by_mpi", "BACKENDS"]
+           "make_engine", "choose_backend", "backend_class", "launched_by_mpi",
+           "is_main_process", "end_process", "BACKENDS"]

@@ -123,8 +123,16 @@ class Engine:
 
     name = ""
     default_workers = 1     # what "auto" means for this backend
+    # How the chunk gradients are added: "ordered" (chunk order: the same bits on any
+    # worker count) everywhere; a backend may offer faster, non-bitwise ones.
+    reductions = ("ordered",)
 
-    def __init__(self, model, splits, chunk_size, workers="auto", max_batch=None):
+    def __init__(self, model, splits, chunk_size, workers="auto", max_batch=None,
+                 reduction="ordered"):
+        if reduction not in self.reductions:
+            raise UsageError(f"the {self.name} backend adds gradients "
+                             f"{' or '.join(self.reductions)}, not {reduction!r}")
+        self.reduction = reduction
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) \
                 or chunk_size < 1:
             raise UsageError(f"--chunk-size must be a positive integer, got {chunk_size!r}")

@@ -73,6 +73,12 @@ class SharedArray:
     def __init__(self, shape, dtype, what):
         dtype = np.dtype(dtype)
         self.size = max(int(np.prod(shape, dtype=np.int64)) * dtype.itemsize, 1)
+        available = psutil.virtual_memory().available
+        if self.size > available:   # reserving it would only wake the OOM killer
+            raise PartrainError(
+                f"{what} needs {self.size / 2**20:,.0f} MiB of shared memory, only "
+                f"{available / 2**20:,.0f} MiB are available; use a smaller --batch-size "
+                "or dataset, or free memory")
         self.fd = _anonymous_file(f"partrain-{what}")
         try:
             os.ftruncate(self.fd, self.size)
@@ -259,8 +265,10 @@ class ProcessEngine(Engine):
     def default_workers_for(cls):
         return psutil.cpu_count(logical=False) or os.cpu_count() or 1
 
-    def __init__(self, model, splits, chunk_size, workers="auto", max_batch=None):
-        super().__init__(model, splits, chunk_size, workers=workers, max_batch=max_batch)
+    def __init__(self, model, splits, chunk_size, workers="auto", max_batch=None,
+                 reduction="ordered"):
+        super().__init__(model, splits, chunk_size, workers=workers, max_batch=max_batch,
+                         reduction=reduction)
         self.procs: list[_WorkerProcess] = []
         self.shared: dict[str, SharedArray] = {}
         self.durations = {k: deque(maxlen=20) for k in ("gradient", "reduce", "evaluate")}

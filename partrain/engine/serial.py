@@ -17,8 +17,9 @@ class SerialEngine(Engine):
     name = "serial"
 
     def __init__(self, model, splits, chunk_size, workers="auto", max_batch=None,
-                 blas_threads=1):
-        super().__init__(model, splits, chunk_size, workers=1, max_batch=max_batch)
+                 reduction="ordered", blas_threads=1):
+        super().__init__(model, splits, chunk_size, workers=1, max_batch=max_batch,
+                         reduction=reduction)
         # 1 for the deterministic reference; more only for the multi-threaded-BLAS
         # baseline of `partrain scale` (whose bits may then depend on the thread count).
         self.blas_threads = blas_threads
