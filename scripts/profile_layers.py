@@ -16,7 +16,7 @@ import numpy as np
 
 from partrain.engine.base import keep_freed_memory, one_blas_thread
 from partrain.layers import Conv2D
-from partrain.models import build_model
+from partrain.presets import build_model
 
 
 def main():

@@ -258,8 +258,10 @@ def write_readme(data_dir_text):
             if diverged:
                 steps = sorted(int(r["stopped_by"].split("step ")[1].split(":")[0])
                                for r in diverged)
-                return (f"diverged (loss NaN/inf) at step {', '.join(map(str, steps))} in "
-                        f"{len(diverged)} of {len(runs)} seeds")
+                return (f"diverged (loss NaN) at step {', '.join(map(str, steps))} in "
+                        f"{len(diverged)} of {len(runs)} seeds; at its last evaluation before "
+                        f"that: train {mean_spread([r['train_acc'] for r in runs])}, test "
+                        f"{mean_spread([r['test_acc'] for r in runs])}")
             key = "test_at_best_val" if best and metric == "test_acc" else metric
             name = "train" if metric == "train_acc" else "test"
             extra = "" if metric == "train_acc" else f"; train {mean_spread([r['train_acc'] for r in runs])}"
@@ -303,6 +305,8 @@ def main():
     p.add_argument("--candidate-seeds", type=int, default=2,
                    help="seeds each tuning candidate is tried on (default 2)")
     p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
+    p.add_argument("--readme-only", action="store_true",
+                   help="only rewrite results/README.md from the summaries already there")
     p.add_argument("--only", choices=["seed_algorithm", "seed_settings"],
                    help="rerun one variant of existing experiments and update their rows")
     args = p.parse_args()
@@ -312,7 +316,7 @@ def main():
         p.error(f"unknown experiment {unknown[0]!r}; choose all or {', '.join(EXPERIMENTS)}")
     log = lambda msg: print(msg, file=sys.stderr, flush=True)   # noqa: E731
     t0 = time.perf_counter()
-    for key in keys:
+    for key in ([] if args.readme_only else keys):
         if args.only:
             rerun_variant(key, args.only, list(range(args.seeds)), Path(args.data_dir), log)
             continue

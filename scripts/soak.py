@@ -37,7 +37,7 @@ def train_cmd(out, extra):
 def workers_of(proc):
     try:
         return [c for c in psutil.Process(proc.pid).children()
-                if "resource_tracker" not in " ".join(c.cmdline())]
+                if "worker_main" in " ".join(c.cmdline())]
     except psutil.NoSuchProcess:
         return []
 

@@ -173,6 +173,19 @@ class MPIEngine(Engine):
         self.comm.Gatherv(part, [self.grad, (widths, _displacements(widths))]
                           if self.rank == 0 else None)
 
+    def _allreduce(self, n_chunks, batch):
+        """grad = (sum over ranks of each rank's own chunk sum) / batch: one Allreduce."""
+        from mpi4py import MPI
+
+        counts = [len(run) for run in assign_chunks(chunk_bounds(batch, self.chunk_size),
+                                                   self.comm.Get_size())]
+        first = sum(counts[: self.rank])
+        local = np.zeros(self.model.num_params, self.model.dtype)
+        for slot in self.worker.a["slots"][first : first + counts[self.rank]]:
+            local += slot
+        self.comm.Allreduce(local, self.grad, op=MPI.SUM)
+        self.grad /= batch
+
 
 _open_engines = []   # engines started and not yet closed in this rank
 
@@ -187,20 +200,6 @@ def abort_if_others_wait(code):
 
 
 _released = [False]   # rank 0 has told the other ranks to stop
-
-
-    def _allreduce(self, n_chunks, batch):
-        """grad = (sum over ranks of each rank's own chunk sum) / batch: one Allreduce."""
-        from mpi4py import MPI
-
-        counts = [len(run) for run in assign_chunks(chunk_bounds(batch, self.chunk_size),
-                                                   self.comm.Get_size())]
-        first = sum(counts[: self.rank])
-        local = np.zeros(self.model.num_params, self.model.dtype)
-        for slot in self.worker.a["slots"][first : first + counts[self.rank]]:
-            local += slot
-        self.comm.Allreduce(local, self.grad, op=MPI.SUM)
-        self.grad /= batch
 
 
 def _displacements(counts):
