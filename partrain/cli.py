@@ -509,7 +509,10 @@ def _main(argv=None):
         return _run_command(argv)
     finally:
         for s, handler in old.items():
-            signal.signal(s, handler)
+            # The process itself (argv from the command line) is now exiting with its
+            # status decided: a late signal must not turn that into a default-action
+            # death. Called from Python (argv given), the caller's handlers come back.
+            signal.signal(s, signal.SIG_IGN if argv is None else handler)
 
 
 def _run_command(argv):
