@@ -5,7 +5,6 @@ import math
 import os
 import pickle
 import struct
-import time
 
 import h5py
 import numpy as np
@@ -235,11 +234,10 @@ def test_idx_dims_whose_product_overflows(tmp_path, dims):
 def test_idx_bomb_is_refused_after_reading_its_header(tmp_path):
     path = write_labels_idx(tmp_path / "l.gz", (10**9,), bytes(60))
     assert path.stat().st_size < 100
-    start = time.perf_counter()
+    # The message is the one raised from the header alone, before any data is read.
     with pytest.raises(DataError, match=r"l.gz: IDX header promises 1,000,000,000 bytes "
                                         r".*more than a \d+-byte gzip file can hold"):
         read_idx(path, 2049, 1)
-    assert time.perf_counter() - start < 0.5
 
 
 def test_idx_truncated_data(tmp_path):

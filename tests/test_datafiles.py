@@ -1,7 +1,6 @@
 """load_data_file: your own .npz / .h5 / image folders, and one clear DataError for
 every kind of bad input."""
 
-import time
 
 import h5py
 import numpy as np
@@ -262,10 +261,8 @@ def test_npy_header_declaring_more_than_the_member_holds(tmp_path):
             fp.write(b"\0" * 100)
         with zf.open("y.npy", "w") as fp:
             np.lib.format.write_array(fp, labels())
-    start = time.perf_counter()
     with pytest.raises(DataError, match="header declares 784,000,000 bytes, the member"):
         load_data_file(tmp_path / "d.npz")
-    assert time.perf_counter() - start < 1
 
 
 def test_images_too_large_for_memory_are_refused_before_decoding(tmp_path, monkeypatch):
