@@ -33,7 +33,7 @@ def fit(model, X, y=None, *, epochs=None, steps=None, batch_size=DEFAULT_TRAININ
         validation_data=None, validation_split=0.0, test_data=None, seed=0, workers="auto",
         backend=None, chunk_size=None, eval_every=None, checkpoint_every=None, out=None,
         overwrite=False, resume=False, progress=True, batch_order="shuffle",
-        momentum_reset="never", reduction="ordered"):
+        momentum_reset="never", reduction="ordered", augment=None):
     """Train ``model`` in place, data-parallel, and return its :class:`History`.
 
     model: a :class:`partrain.Sequential` (layers may be your own classes).
@@ -50,6 +50,8 @@ def fit(model, X, y=None, *, epochs=None, steps=None, batch_size=DEFAULT_TRAININ
     batch_order ("shuffle", "ordered", "replacement"), momentum_reset ("never",
        "epoch"): the seeds' habits, see TrainSettings; reduction "allreduce" (MPI only):
        faster, but the bits then depend on the rank count.
+    augment: random transforms of the training images, e.g. "flip,shift=2" (see
+       partrain.augment); the same bits on any worker count.
     Returns None in MPI ranks other than 0 (they only serve rank 0).
     """
     data = as_data(X, y, validation_data, test_data, dtype=model.dtype)
@@ -62,7 +64,8 @@ def fit(model, X, y=None, *, epochs=None, steps=None, batch_size=DEFAULT_TRAININ
                              eval_every=eval_every, checkpoint_every=checkpoint_every,
                              progress=progress, out=None if out is None else str(out),
                              overwrite=overwrite, batch_order=batch_order,
-                             momentum_reset=momentum_reset, reduction=reduction)
+                             momentum_reset=momentum_reset, reduction=reduction,
+                             augment=augment)
     trainer = Trainer(model, data, optimizer, settings)
     if resume:
         trainer.resume()

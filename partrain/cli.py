@@ -140,6 +140,10 @@ def build_parser():
     t.add_argument("--momentum-reset", choices=["never", "epoch"],
                    help="epoch: zero the optimizer's momentum at each epoch's start, as "
                    "seed 004 (default never)")
+    t.add_argument("--augment", metavar="SPEC",
+                   help="random transforms of the training images each step: flip "
+                   "(mirror left-right) and/or shift=K (move up to K pixels), e.g. "
+                   "flip,shift=2; the same on any worker count")
     t.add_argument("--dtype", choices=["float32", "float64"], help="default float32")
     t.add_argument("--seed", type=nonnegative_int, metavar="N", help="default 0")
     t.add_argument("--workers", type=workers, metavar="N|auto",
@@ -251,7 +255,7 @@ def cmd_train(args):
         steps=t.get("steps"), epochs=t.get("epochs"), batch_size=t["batch_size"],
         lr_decay=t["lr_decay"], seed=seed, chunk_size=args.chunk_size, workers=args.workers
         or "auto", backend=args.backend, eval_every=args.eval_every,
-        batch_order=t["batch_order"], momentum_reset=t["momentum_reset"],
+        batch_order=t["batch_order"], momentum_reset=t["momentum_reset"], augment=args.augment,
         reduction=args.reduction or "ordered", checkpoint_every=args.checkpoint_every, progress=not args.no_progress
         and sys.stderr.isatty(), overwrite=args.overwrite,
         out=args.out or f"runs/{name}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -352,7 +356,7 @@ def run_training(trainer, spec):
         print(f"partrain: {spec['model']} ({trainer.model.num_params:,} parameters) on "
               f"{trainer.data.name} ({sizes}), {trainer.total_steps} steps of batch "
               f"{s.batch_size}, {opt.name} lr {trainer.base_lr:g}, {trainer.model.dtype}, "
-              f"workers {s.workers}{resumed}", file=sys.stderr)
+              f"{f'augment {s.augment}, ' if s.augment else ''}workers {s.workers}{resumed}", file=sys.stderr)
     history = trainer.run()
     if history is None:   # an MPI rank that only served rank 0
         return 0

@@ -43,6 +43,9 @@ class TrainSettings:
     # epoch, as seed 004 does (it restarts its momentum with each pass). "never" is the
     # default: the momentum carries over, as in one continuous run.
     momentum_reset: str = "never"
+    # Random transforms of the training images, e.g. "flip,shift=2" (partrain.augment);
+    # None: the images as stored.
+    augment: str | None = None
     chunk_size: int | None = None        # None: default_chunk_size(batch)
     workers: int | str = "auto"          # an int or "auto" (one per physical core)
     backend: str | None = None           # None: chosen by the engine (see engine/)
@@ -56,7 +59,7 @@ class TrainSettings:
     # Settings that change the parameters or the history; the others (workers, backend,
     # progress, where outputs go, how often to checkpoint) change only how fast.
     RESULT_FIELDS = ("batch_size", "lr_decay", "seed", "chunk_size", "eval_every",
-                     "batch_order", "momentum_reset", "reduction")
+                     "batch_order", "momentum_reset", "reduction", "augment")
 
     def resolved(self, n_train):
         """A copy with every None filled and every value checked (``n_train``: size of
@@ -82,7 +85,11 @@ class TrainSettings:
         if not (isinstance(s.lr_decay, (int, float)) and math.isfinite(s.lr_decay)
                 and 0 < s.lr_decay <= 1):
             raise UsageError(f"lr decay must lie in (0, 1], got {s.lr_decay!r}")
+        from .augment import parse
         from .engine.base import check_worker_count
+
+        augmentation = parse(s.augment)
+        s.augment = str(augmentation) if augmentation else None   # one spelling per choice
 
         check_worker_count(s.workers)
         s.batch_size = min(int(s.batch_size), n_train)
@@ -94,8 +101,13 @@ class TrainSettings:
             s.eval_every = steps_per_epoch if steps_per_epoch > 1 else max(1, s.steps // 20)
         return s
 
+    # Result fields added after checkpoints already existed: left out of the
+    # fingerprint while unset, so those checkpoints still resume.
+    LATER_FIELDS = ("augment",)
+
     def result_settings(self):
-        return {k: getattr(self, k) for k in self.RESULT_FIELDS}
+        return {k: getattr(self, k) for k in self.RESULT_FIELDS
+                if not (k in self.LATER_FIELDS and getattr(self, k) is None)}
 
     def as_dict(self):
         return dataclasses.asdict(self)

@@ -22,6 +22,7 @@ import numpy as np
 import psutil
 
 from . import signals
+from .augment import parse as parse_augmentation
 from .engine import make_engine
 from .errors import DivergenceError, Interrupted, PartrainError, UsageError
 from .machine import machine_info
@@ -114,6 +115,9 @@ class Trainer:
         self.data = _checked_for_model(data, model)
         self.settings = s = settings.resolved(len(X))
         self.sampler = Sampler(len(X), s.batch_size, s.seed, s.batch_order)
+        self.augmentation = parse_augmentation(s.augment)
+        if self.augmentation:
+            self.augmentation.check(model.input_shape)
         if s.momentum_reset == "epoch" and not callable(getattr(optimizer, "reset_state", None)):
             raise UsageError(f"momentum reset needs an optimizer with reset_state(); "
                              f"{type(optimizer).__name__} has none")
@@ -206,7 +210,7 @@ class Trainer:
                 signals.check()
                 t0 = time.perf_counter()
                 epoch, idx = self.sampler.batch(step)
-                loss, grad = engine.gradient(idx)            # changes no state
+                loss, grad = engine.gradient(idx, self.augmentation, key=(s.seed, step))
                 loss = model.add_weight_decay(loss, grad, opt.weight_decay)
                 self._check_divergence(step, loss, grad)
                 with signals.held():                          # the commit

@@ -41,11 +41,11 @@ def interrupt_at(stop_step):
         real_gradient = e.gradient
         grads = [0]
 
-        def gradient(indices):
+        def gradient(indices, *args, **kwargs):
             grads[0] += 1
             if grads[0] == stop_step:
                 raise Interrupted(signal.SIGINT)
-            return real_gradient(indices)
+            return real_gradient(indices, *args, **kwargs)
 
         e.gradient = gradient
         return e

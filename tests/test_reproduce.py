@@ -34,7 +34,8 @@ def last_eval(out):
 
 def test_the_same_experiment_twice_gives_the_same_history_and_parameters(tmp_path):
     flags = ["--model", "lenet5", "--dataset", "digits32", "--steps", "30", "--val-split",
-             "0.1", "--eval-every", "10", "--optimizer", "adam", "--lr", "1e-3"]
+             "0.1", "--eval-every", "10", "--optimizer", "adam", "--lr", "1e-3",
+             "--augment", "shift=2"]
     (a, out_a), (b, out_b) = train(tmp_path, "a", *flags), train(tmp_path, "b", *flags)
     assert a.returncode == 0 and b.returncode == 0, a.stderr + b.stderr
     assert history(out_a) == history(out_b)

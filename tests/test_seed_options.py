@@ -229,11 +229,11 @@ def test_resume_at_an_epoch_boundary_is_byte_identical(tmp_path, monkeypatch):
         engine, calls = real_make(*args, **kwargs), [0]
         gradient = engine.gradient
 
-        def patched(indices):
+        def patched(indices, *args, **kwargs):
             calls[0] += 1
             if calls[0] == 7:
                 raise Interrupted(signal.SIGINT)
-            return gradient(indices)
+            return gradient(indices, *args, **kwargs)
 
         engine.gradient = patched
         return engine

@@ -12,8 +12,10 @@ The sum is elementwise, so it may also be split by parameter range across worker
 
 Messages a worker handles (:meth:`Worker.handle`), whatever carries them:
 
-* ``("gradient", step, [(chunk, sample_indices), ...])``: forward and backward on the
-  training split; the gradient sum goes to ``slots[chunk]``, the loss sum is returned.
+* ``("gradient", step, [(chunk, sample_indices), ...], augment)``: forward and backward
+  on the training split; the gradient sum goes to ``slots[chunk]``, the loss sum is
+  returned. ``augment`` is None or ``(augmentation, key)``: each chunk's images are
+  transformed first, with the random stream of ``(key, chunk)`` (partrain.augment).
 * ``("reduce", step, n_chunks, batch, p_lo, p_hi)``: ``grad[p_lo:p_hi]`` = the chunk sum
   over that parameter range / batch (backends whose slots are shared).
 * ``("evaluate", step, split, [(chunk, lo, hi), ...], want_scores)``: forward only on
@@ -33,10 +35,12 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from ..augment import chunk_rng
 from ..errors import UsageError, WorkerError
 
 # Forward-only chunks of an evaluation: no gradient slot to fill, so larger than a
@@ -188,8 +192,13 @@ class Engine:
         return []
 
     # -- the work ---------------------------------------------------------------
-    def gradient(self, indices):
-        """indices: (B,) positions into the training split -> (mean loss, grad (P,))."""
+    def gradient(self, indices, augment=None, key=()):
+        """indices: (B,) positions into the training split -> (mean loss, grad (P,)).
+
+        augment: an :class:`partrain.augment.Augmentation` (or None) applied to each
+        chunk's images with the stream of ``key`` (the trainer's (seed, step)) and the
+        chunk index: the same transforms on any worker count.
+        """
         indices = np.asarray(indices, dtype=np.int64)
         if not 0 < len(indices) <= self.max_batch:
             raise ValueError(f"batch of {len(indices)} outside 1..max_batch {self.max_batch}")
@@ -197,7 +206,9 @@ class Engine:
         t0 = time.perf_counter()
         chunks = chunk_bounds(len(indices), self.chunk_size)
         runs = assign_chunks(chunks, self.workers)
-        messages = {w: ("gradient", self.step_id, [(c, indices[lo:hi]) for c, lo, hi in run])
+        how = (augment, tuple(key)) if augment else None
+        messages = {w: ("gradient", self.step_id,
+                        [(c, indices[lo:hi]) for c, lo, hi in run], how)
                     for w, run in enumerate(runs) if run}
         replies = self._exchange(messages)
         losses = _in_chunk_order(replies, len(chunks))
@@ -297,10 +308,16 @@ class Worker:
         results = {}
         if kind == "gradient":
             X, y = a["train.X"], a["train.y"]
-            for c, idx in msg[2]:
+            _, _, run, how = msg
+            for c, idx in run:
                 self.between_chunks()
                 with _naming(f"chunk {c}"):
-                    results[c] = compute_chunk(self.model, X, y, idx, a["slots"][c])
+                    transform = None
+                    if how is not None:
+                        augmentation, key = how
+                        transform = partial(augmentation, rng=chunk_rng(key, c))
+                    results[c] = compute_chunk(self.model, X, y, idx, a["slots"][c],
+                                               transform)
         elif kind == "reduce":
             _, _, n_chunks, n, lo, hi = msg
             with _naming("the gradient reduction"):
@@ -341,8 +358,9 @@ class _naming:
         raise _ChunkFailed(self.what, detail + where) from None
 
 
-def compute_chunk(model, X, y, indices, grad_out):
-    """Loss sum of one chunk, its gradient sum written into ``grad_out``.
+def compute_chunk(model, X, y, indices, grad_out, transform=None):
+    """Loss sum of one chunk, its gradient sum written into ``grad_out``; ``transform``
+    (images -> images), if given, is applied to the chunk's images first.
 
     A contiguous run of indices is sliced (no gather copy); the values, and so the
     bits, are the same as a gathered copy.
@@ -353,6 +371,8 @@ def compute_chunk(model, X, y, indices, grad_out):
         Xc, yc = X[sl], y[sl]
     else:
         Xc, yc = X[indices], y[indices]
+    if transform is not None:
+        Xc = transform(Xc)
     # Overflow is not an error here: the trainer checks loss and gradient for NaN/inf
     # after every step and stops with one clear line.
     with np.errstate(all="ignore"):
