@@ -34,9 +34,14 @@ class HungWorkerError(WorkerError):
     """A worker stopped answering and could not be replaced (exit status 1)."""
 
 
-class Interrupted(Exception):
+class Interrupted(BaseException):
     """The run was asked to stop (Ctrl-C, SIGTERM, SIGHUP) and stopped at a step
-    boundary; the exit status is 128 + the signal number, as a shell reports it."""
+    boundary; the exit status is 128 + the signal number, as a shell reports it.
+
+    A BaseException, like KeyboardInterrupt, because a stop raised inside library code
+    must reach the command line: psutil, for one, wraps its import-time reads in
+    ``except Exception`` and would swallow it, leaving itself half-initialised.
+    """
 
     def __init__(self, signum):
         import signal

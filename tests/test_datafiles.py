@@ -283,3 +283,20 @@ def test_dtype_must_be_float(tmp_path):
     good()(tmp_path)
     with pytest.raises(UsageError, match="float"):
         load_data_file(tmp_path / "d.npz", dtype="int32")
+
+
+def test_a_stop_while_reading_is_a_stop_not_a_bad_file(tmp_path, monkeypatch):
+    """The readers turn any exception from zipfile/numpy/h5py into a DataError; a Ctrl-C
+    arriving mid-read must pass through them untouched and end the run as a stop."""
+    import signal
+
+    from partrain.errors import Interrupted
+
+    np.savez(tmp_path / "d.npz", X=images_u8(), y=labels())
+
+    def stopped(*args, **kwargs):
+        raise Interrupted(signal.SIGINT)
+
+    monkeypatch.setattr(np, "load", stopped)
+    with pytest.raises(Interrupted):
+        load_data_file(tmp_path / "d.npz")
