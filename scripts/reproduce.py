@@ -263,7 +263,6 @@ def write_readme(data_dir_text):
                         f"{len(diverged)} of {len(runs)} seeds; at its last evaluation before "
                         f"that: train {mean_spread([r['train_acc'] for r in runs])}, test "
                         f"{mean_spread([r['test_acc'] for r in runs])}")
-            key = metric
             name = "train" if metric == "train_acc" else "test"
             extra = "" if metric == "train_acc" else f"; train {mean_spread([r['train_acc'] for r in runs])}"
             first = ""
@@ -271,7 +270,7 @@ def write_readme(data_dir_text):
                 f0 = [r["first_eval_test_acc"] for r in runs if r.get("first_eval_test_acc")]
                 first = (f"; after its first epoch (step {f0[0]['step']}) test "
                          f"{mean_spread([f['test_acc'] for f in f0])}")
-            return (f"{name} {mean_spread([r[key] for r in runs])}{extra}{first} "
+            return (f"{name} {mean_spread([r[metric] for r in runs])}{extra}{first} "
                     f"({len(runs)} seeds)")
 
         tuned = s["tuned"]
@@ -292,8 +291,9 @@ def write_readme(data_dir_text):
             if s.get(v):
                 lines.append(f"* {key} {v.replace('_', ' ')}: `partrain train "
                              f"{' '.join(s[v]['flags'])}`".replace("{data}", data_dir_text))
+    candidate_seeds = next(iter(summaries.values()))["candidates"][0]["seeds"]
     lines += ["", "## How *tuned* was chosen", "",
-              f"Each candidate ran on seeds {', '.join(map(str, summaries[next(iter(summaries))]['candidates'][0]['seeds']))} "
+              f"Each candidate ran on seeds {', '.join(map(str, candidate_seeds))} "
               f"with `--val-split {VAL_SPLIT}`; the winner (bold) has the best mean at the last "
               "step of the metric named (validation accuracy, or training accuracy where the "
               "goal is training accuracy; the first listed wins a tie).", "",
