@@ -18,13 +18,13 @@ import json
 
 import numpy as np
 
-from .data import as_images, as_labels
+from .data.datasets import as_images, as_labels
 from .errors import UsageError
-from .optim import Optimizer, make_optimizer
-from .rundir import HISTORY, METRICS, RunDir
-from .settings import DEFAULT_TRAINING, TrainSettings
-from .splits import Data, hold_out_validation
-from .trainer import History, Trainer
+from .nn.optim import Optimizer, make_optimizer
+from .run.rundir import HISTORY, METRICS, RunDir
+from .train.settings import DEFAULT_TRAINING, TrainSettings
+from .data.container import Data, hold_out_validation
+from .train.trainer import History, Trainer
 
 
 def fit(model, X, y=None, *, epochs=None, steps=None, batch_size=DEFAULT_TRAINING["batch_size"],
@@ -39,7 +39,7 @@ def fit(model, X, y=None, *, epochs=None, steps=None, batch_size=DEFAULT_TRAININ
     model: a :class:`partrain.Sequential` (layers may be your own classes).
     X: images (N, C, H, W) or (N, H, W, C) or (N, H, W), uint8 (scaled by 1/255) or
        float; y: (N,) integer labels. Or X may be a :class:`partrain.Data`, or the path
-       of a .npz/.h5 file or an image folder (then y is None; see partrain.datafiles).
+       of a .npz/.h5 file or an image folder (then y is None; see partrain.data.files).
     optimizer: a name (sgd, momentum, nesterov, rmsprop, adam) or an Optimizer object;
        ``lr``, ``momentum`` and ``weight_decay`` apply to a name.
     validation_data: (Xv, yv), or validation_split: the fraction of X held out (chosen
@@ -51,7 +51,7 @@ def fit(model, X, y=None, *, epochs=None, steps=None, batch_size=DEFAULT_TRAININ
        "epoch"): the seeds' habits, see TrainSettings; reduction "allreduce" (MPI only):
        faster, but the bits then depend on the rank count.
     augment: random transforms of the training images, e.g. "flip,shift=2" (see
-       partrain.augment); the same bits on any worker count.
+       partrain.data.augment); the same bits on any worker count.
     Returns None in MPI ranks other than 0 (they only serve rank 0).
     """
     data = as_data(X, y, validation_data, test_data, dtype=model.dtype)
@@ -77,7 +77,7 @@ def as_data(X, y=None, validation_data=None, test_data=None, dtype="float32"):
     if isinstance(X, Data):
         data = X
     elif isinstance(X, (str, bytes)) or hasattr(X, "__fspath__"):
-        from .datafiles import load_data_file
+        from .data.files import load_data_file
 
         f = load_data_file(X, dtype=dtype)
         data = Data(train=f.train, val=f.val, test=f.test, num_classes=f.num_classes,

@@ -100,11 +100,11 @@ checkpoints and stops with exit status 1.
 
 
 def build_parser():
-    from .data import DATASETS
+    from .data.datasets import DATASETS
     from .engine import BACKENDS
-    from .optim import OPTIMIZERS
+    from .nn.optim import OPTIMIZERS
     from .presets import PRESETS
-    from .trainer import DIVERGENCE_FACTOR
+    from .train.trainer import DIVERGENCE_FACTOR
 
     p = Parser(prog="partrain", description="Train hand-written numpy CNNs data-parallel "
                "on every CPU core.")
@@ -221,10 +221,10 @@ RESUME_FLAGS = ("workers", "backend", "checkpoint_every", "no_progress", "steps"
 
 
 def cmd_train(args):
-    from .optim import make_optimizer
+    from .nn.optim import make_optimizer
     from .presets import PRESETS
-    from .settings import DEFAULT_TRAINING, TrainSettings
-    from .trainer import Trainer
+    from .train.settings import DEFAULT_TRAINING, TrainSettings
+    from .train.trainer import Trainer
 
     if args.resume:
         return run_training(*resume_trainer(args))
@@ -288,10 +288,10 @@ def make_model(spec, **kw):
 def resume_trainer(args):
     """Rebuild a run from its config.json and load its checkpoint; refuse flags that
     would change the result."""
-    from .optim import OPTIMIZERS
-    from .rundir import RunDir
-    from .settings import TrainSettings
-    from .trainer import Trainer
+    from .nn.optim import OPTIMIZERS
+    from .run.rundir import RunDir
+    from .train.settings import TrainSettings
+    from .train.trainer import Trainer
 
     run = RunDir(args.resume)
     record = run.read_config()
@@ -395,7 +395,7 @@ def cmd_eval(args):
 
     from .engine import make_engine
     from .engine.base import EVAL_CHUNK
-    from .rundir import RunDir
+    from .run.rundir import RunDir
 
     run = RunDir(args.run)
     record = run.read_config()
@@ -434,7 +434,7 @@ def cmd_models(args):
 
 
 def cmd_datasets(args):
-    from .data import DATASETS, default_data_dir, files_found
+    from .data.datasets import DATASETS, default_data_dir, files_found
 
     rows = []
     for name, ds in DATASETS.items():
@@ -468,7 +468,7 @@ def cmd_info(args):
 def cmd_scale(args):
     from .machine import physical_cores
     from .presets import PRESETS
-    from .scaling import run_scaling
+    from .bench.scaling import run_scaling
 
     workers = args.workers or list(range(1, physical_cores() + 1))
     result = run_scaling(args.model, args.dataset or PRESETS[args.model].dataset, args.data_dir,

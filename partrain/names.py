@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .errors import UsageError
 from .presets import PRESETS, build_model
-from .splits import Data, hold_out_validation
+from .data.container import Data, hold_out_validation
 
 
 def is_preset(spec):
@@ -91,10 +91,10 @@ def open_data(*, dataset=None, data_file=None, data_dir=None, dtype="float32", v
               seed=0):
     """Data from a named dataset (``dataset`` in ``data_dir``) or ``data_file`` (.npz,
     .h5 or an image folder), with ``val_split`` of the training set held out."""
-    from .data import DATASETS, load_dataset
+    from .data.datasets import DATASETS, load_dataset
 
     if data_file is not None:
-        from .datafiles import load_data_file
+        from .data.files import load_data_file
 
         f = load_data_file(data_file, dtype=dtype)
         data = Data(train=f.train, val=f.val, test=f.test, num_classes=f.num_classes,

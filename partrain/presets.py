@@ -1,6 +1,6 @@
 """The seed systems as presets: LeNet-5 variants and friends, built for an image size.
 
-Each preset is a function returning a :class:`partrain.models.Sequential` plus the
+Each preset is a function returning a :class:`partrain.nn.sequential.Sequential` plus the
 training settings its seed used. Names are resolved here, at the edge (CLI, API);
 nothing below the trainer knows a preset.
 """
@@ -12,10 +12,10 @@ from functools import partial
 
 import numpy as np
 
-from . import layers as L
+from .nn import layers as L
 from .errors import UsageError
-from .losses import HalfSumSquares, SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy
-from .models import Sequential
+from .nn.losses import HalfSumSquares, SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy
+from .nn.sequential import Sequential
 
 
 # LeNet-5's C3 connection table (LeCun et al. 1998, table I): which of the six

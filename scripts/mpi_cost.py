@@ -34,7 +34,7 @@ def time_job(backend, model, data_dir, batch, steps, ranks):
     from partrain.engine import make_engine
     from partrain.names import open_data
     from partrain.presets import build_model
-    from partrain.settings import default_chunk_size
+    from partrain.train.settings import default_chunk_size
 
     case = CASES[model]
     data = open_data(dataset=case["dataset"], data_dir=Path(data_dir) / case["folder"])

@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from partrain.engine.base import keep_freed_memory, one_blas_thread
-from partrain.layers import Conv2D
+from partrain.nn.layers import Conv2D
 from partrain.presets import build_model
 
 

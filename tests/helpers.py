@@ -7,17 +7,17 @@ import os
 import psutil
 
 from partrain.names import open_data
-from partrain.optim import make_optimizer
+from partrain.nn.optim import make_optimizer
 from partrain.presets import build_model
-from partrain.settings import TrainSettings
-from partrain.splits import Data
-from partrain.trainer import Trainer
+from partrain.train.settings import TrainSettings
+from partrain.data.container import Data
+from partrain.train.trainer import Trainer
 
 _DATA = {}
 
 
 def data_for(dataset, data_dir=None, dtype="float32", val_split=0.0, seed=0):
-    """A :class:`partrain.splits.Data` for a named dataset (cached per arguments)."""
+    """A :class:`partrain.data.container.Data` for a named dataset (cached per arguments)."""
     key = (dataset, str(data_dir), dtype, val_split, seed)
     if key not in _DATA:
         _DATA[key] = open_data(dataset=dataset, data_dir=data_dir, dtype=dtype,

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 import partrain
-from partrain.augment import Augmentation, chunk_rng, parse
+from partrain.data.augment import Augmentation, chunk_rng, parse
 from partrain.errors import PartrainError, UsageError
-from partrain.layers import Conv2D, Dense, Flatten, MaxPool2D
+from partrain.nn.layers import Conv2D, Dense, Flatten, MaxPool2D
 
 
 class FixedDraws:

@@ -19,7 +19,7 @@ from helpers import data_for, make_trainer, shm_entries, worker_processes
 from partrain.cli import main
 from partrain.errors import Interrupted, UsageError
 from partrain.presets import build_model
-from partrain.rundir import CHECKPOINT
+from partrain.run.rundir import CHECKPOINT
 
 SETTINGS = dict(model="lenet5", dataset="digits32", limit=256, steps=12, batch_size=32,
                 dtype="float32", optimizer="adam", lr=0.002, eval_every=4)
@@ -54,7 +54,7 @@ def interrupt_at(stop_step):
 
 
 def stop_run(monkeypatch, out, stop, **kw):
-    import partrain.trainer as trainer_mod
+    import partrain.train.trainer as trainer_mod
 
     trainer = make_trainer(out, checkpoint_every=3, **{**SETTINGS, **kw})
     monkeypatch.setattr(trainer_mod, "make_engine", interrupt_at(stop))
@@ -322,14 +322,14 @@ def test_best_parameters_come_from_validation_never_from_test(tmp_path):
     assert history.metrics["best_step"] == steps[best]
     best_model, _ = partrain.load_run(tmp_path / "val", best=True)
     data = partrain.Data(train=data_for("digits123").train, name="x")
-    from partrain.splits import hold_out_validation
+    from partrain.data.container import hold_out_validation
     Xv, yv = hold_out_validation(data, 0.25, 0).val
     acc = float(np.mean(partrain.predict(best_model, Xv, workers=1) == yv))
     assert acc == val[best]
 
 
 def test_python_api_resume_continues_to_the_same_bits_and_best(tmp_path, monkeypatch):
-    import partrain.trainer as trainer_mod
+    import partrain.train.trainer as trainer_mod
 
     X, y = data_for("digits123").train
     kw = dict(steps=10, batch_size=32, optimizer="adam", lr=0.01, workers=1, progress=False,

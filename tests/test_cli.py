@@ -102,7 +102,7 @@ def test_validation_split_chooses_best_and_eval_reads_it(tmp_path, capsys):
 NET = textwrap.dedent("""
     import numpy as np
     import partrain
-    from partrain import layers as L
+    from partrain.nn import layers as L
 
 
     class Square(L.Layer):

@@ -10,8 +10,8 @@ import h5py
 import numpy as np
 import pytest
 
-import partrain.data
-from partrain.data import generate_digits123, load_dataset, read_idx, safe_unpickle
+import partrain.data.datasets
+from partrain.data.datasets import generate_digits123, load_dataset, read_idx, safe_unpickle
 from partrain.errors import DataError, UsageError
 
 
@@ -281,7 +281,7 @@ def test_catvnoncat_string_pixels_refused_before_reading(tmp_path):
 
 def test_catvnoncat_size_checked_before_reading(tmp_path, monkeypatch):
     write_h5(tmp_path / "train_catvnoncat.h5", *good_cat_arrays(3))
-    monkeypatch.setattr(partrain.data, "MAX_ARRAY_BYTES", 1000)
+    monkeypatch.setattr(partrain.data.datasets, "MAX_ARRAY_BYTES", 1000)
     with pytest.raises(DataError, match=r"'train_set_x' \(3, 64, 64, 3\) is [\d,]+ bytes, "
                                         r"more than the limit of 1,000"):
         load_dataset("catvnoncat", data_dir=tmp_path)

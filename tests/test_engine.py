@@ -19,13 +19,13 @@ import psutil
 import pytest
 
 from helpers import alive, data_for, make_trainer, memfd_links, shm_entries, worker_processes
-from partrain import layers as L
+from partrain.nn import layers as L
 from partrain.engine import (assign_chunks, chunk_bounds, choose_backend, make_engine,
                              param_ranges)
 from partrain.engine.base import EVAL_CHUNK
 from partrain.errors import UsageError, WorkerError
-from partrain.losses import SoftmaxCrossEntropy
-from partrain.models import Sequential
+from partrain.nn.losses import SoftmaxCrossEntropy
+from partrain.nn.sequential import Sequential
 from partrain.presets import build_model
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from gradcheck import numeric_grad, rel_error
-from partrain import layers as L
+from partrain.nn import layers as L
 
 TOL = 1e-6
 

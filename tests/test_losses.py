@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from gradcheck import numeric_grad, rel_error
-from partrain.losses import HalfSumSquares, SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy
+from partrain.nn.losses import HalfSumSquares, SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy
 
 
 @pytest.mark.parametrize("loss,shape,classes", [

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from gradcheck import numeric_grad, rel_error, sample_coords
-from partrain import layers as L
+from partrain.nn import layers as L
 from partrain.errors import UsageError
-from partrain.losses import SoftmaxCrossEntropy
-from partrain.models import Sequential
+from partrain.nn.losses import SoftmaxCrossEntropy
+from partrain.nn.sequential import Sequential
 from partrain.presets import LENET_C3_TABLE, PRESETS, build_model
 
 

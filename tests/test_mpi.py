@@ -82,7 +82,7 @@ USER_SCRIPT = textwrap.dedent('''
     import sys
     import numpy as np
     import partrain
-    from partrain.layers import Layer, Conv2D, Flatten, Dense
+    from partrain.nn.layers import Layer, Conv2D, Flatten, Dense
 
     class LeakyReLU(Layer):   # defined in __main__, so workers must get it by value
         def __init__(self, slope=0.1):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from partrain.errors import UsageError
-from partrain.optim import OPTIMIZERS, make_optimizer
+from partrain.nn.optim import OPTIMIZERS, make_optimizer
 
 
 def run(name, steps=3, **kw):

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from partrain.scaling import fit_serial_fraction, parallel_share, project, run_scaling
+from partrain.bench.scaling import fit_serial_fraction, parallel_share, project, run_scaling
 
 
 def test_parallel_share_counts_whole_chunks():

@@ -12,16 +12,16 @@ import numpy as np
 import pytest
 
 from gradcheck import numeric_grad, rel_error, sample_coords
-from partrain import layers as L
+from partrain.nn import layers as L
 from partrain.cli import main
-from partrain.data import DATASETS, generate_digits123, load_cifar10_seed, load_dataset
+from partrain.data.datasets import DATASETS, generate_digits123, load_cifar10_seed, load_dataset
 from partrain.errors import DataError, Interrupted, UsageError
-from partrain.optim import Momentum
+from partrain.nn.optim import Momentum
 from partrain.presets import PRESETS, build_model
-from partrain.rundir import CHECKPOINT
-from partrain.settings import TrainSettings
-from partrain.splits import Data
-from partrain.trainer import Sampler, Trainer
+from partrain.run.rundir import CHECKPOINT
+from partrain.train.settings import TrainSettings
+from partrain.data.container import Data
+from partrain.train.trainer import Sampler, Trainer
 
 SEED_PRESETS = {"lenet5-cat-seed": "lenet5-cat", "mnist-conv-seed": "mnist-conv",
                 "convnet3-seed": "convnet3", "digits123-seed": "digits123"}
@@ -217,7 +217,7 @@ def test_momentum_reset_starts_every_epoch_from_a_fresh_optimizer():
 
 
 def test_resume_at_an_epoch_boundary_is_byte_identical(tmp_path, monkeypatch):
-    import partrain.trainer as trainer_mod
+    import partrain.train.trainer as trainer_mod
 
     kw = dict(steps=12, batch_order="replacement", momentum_reset="epoch", eval_every=6)
     whole = build_model("digits123", seed=1, dtype="float64")
@@ -253,7 +253,7 @@ def test_resume_at_an_epoch_boundary_is_byte_identical(tmp_path, monkeypatch):
 
 
 def test_reset_state_is_a_fresh_optimizer_for_every_rule():
-    from partrain.optim import OPTIMIZERS
+    from partrain.nn.optim import OPTIMIZERS
 
     rng = np.random.default_rng(0)
     g1, g2 = rng.standard_normal(5), rng.standard_normal(5)

@@ -15,7 +15,7 @@ Messages a worker handles (:meth:`Worker.handle`), whatever carries them:
 * ``("gradient", step, [(chunk, sample_indices), ...], augment)``: forward and backward
   on the training split; the gradient sum goes to ``slots[chunk]``, the loss sum is
   returned. ``augment`` is None or ``(augmentation, key)``: each chunk's images are
-  transformed first, with the random stream of ``(key, chunk)`` (partrain.augment).
+  transformed first, with the random stream of ``(key, chunk)`` (partrain.data.augment).
 * ``("reduce", step, n_chunks, batch, p_lo, p_hi)``: ``grad[p_lo:p_hi]`` = the chunk sum
   over that parameter range / batch (backends whose slots are shared).
 * ``("evaluate", step, split, [(chunk, lo, hi), ...], want_scores)``: forward only on
@@ -40,7 +40,7 @@ from functools import partial
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from ..augment import chunk_rng
+from ..data.augment import chunk_rng
 from ..errors import UsageError, WorkerError
 
 # Forward-only chunks of an evaluation: no gradient slot to fill, so larger than a
@@ -118,7 +118,7 @@ class Engine:
     """Computes ``(mean loss, mean gradient)`` of ``model`` on chunks of a batch, and
     evaluations, on ``workers`` processes.
 
-    model: a :class:`partrain.models.Sequential` (or anything with its interface).
+    model: a :class:`partrain.nn.sequential.Sequential` (or anything with its interface).
     splits: ``{"train": (X, y), "val": ..., "test": ...}``, X (N, C, H, W) in the model
     dtype, y (N,) int64. ``gradient`` uses "train"; ``evaluate`` any split.
     ``gradient`` returns a flat gradient in a buffer the engine owns (valid until the
@@ -195,7 +195,7 @@ class Engine:
     def gradient(self, indices, augment=None, key=()):
         """indices: (B,) positions into the training split -> (mean loss, grad (P,)).
 
-        augment: an :class:`partrain.augment.Augmentation` (or None) applied to each
+        augment: an :class:`partrain.data.augment.Augmentation` (or None) applied to each
         chunk's images with the stream of ``key`` (the trainer's (seed, step)) and the
         chunk index: the same transforms on any worker count.
         """

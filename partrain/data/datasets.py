@@ -3,7 +3,7 @@
 Every loader validates what it read (dtypes, shapes, label range, finite values, X/y
 lengths) and raises :class:`DataError` naming the file and the problem. Images are
 scaled as the seeds scale them (pixels / 255, CIFAR-10 also minus the training mean
-image). The checks shared with :mod:`partrain.datafiles` (your own files) live here:
+image). The checks shared with :mod:`partrain.data.files` (your own files) live here:
 :func:`as_images`, :func:`as_labels`, :func:`check_size` and :func:`h5_dataset`.
 
 Nothing is read before its declared size is checked against ``MAX_ARRAY_BYTES``, so a
@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from .errors import DataError, UsageError
+from ..errors import DataError, UsageError
 
 
 @dataclass
@@ -59,7 +59,7 @@ def files_found(ds: Dataset, data_dir=None) -> bool:
 
 
 # ----------------------------------------------------------------------------
-# Shared checks: every loader (and partrain.datafiles) goes through these
+# Shared checks: every loader (and partrain.data.files) goes through these
 # ----------------------------------------------------------------------------
 
 # The most bytes one array may declare before we read it (8 GiB, or 60% of the
@@ -85,7 +85,7 @@ def check_size(nbytes: int, where, what: str):
     """Refuse, before reading it, anything that declares more than MAX_ARRAY_BYTES."""
     if nbytes > MAX_ARRAY_BYTES:
         raise DataError(f"{where}: {what} is {nbytes:,} bytes, more than the limit of "
-                        f"{MAX_ARRAY_BYTES:,} (partrain.data.MAX_ARRAY_BYTES)")
+                        f"{MAX_ARRAY_BYTES:,} (partrain.data.datasets.MAX_ARRAY_BYTES)")
 
 
 def check_numeric(dtype, where, what: str):

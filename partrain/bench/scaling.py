@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import DATASETS, load_dataset
-from .engine import make_engine
-from .presets import build_model
-from .outputs import atomic_path, write_csv, write_json, write_text
+from ..data.datasets import DATASETS, load_dataset
+from ..engine import make_engine
+from ..presets import build_model
+from ..run.files import atomic_path, write_csv, write_json, write_text
 
 
 def _gemm_seconds(_=None, reps=1500):
@@ -102,8 +102,8 @@ def torch_step_seconds(model, X, y, threads, repeats):
 def run_scaling(model_name, dataset, data_dir=None, workers=(1, 2), batch_sizes=("full",),
                 dtype="float32", chunk_size=None, rounds=5, steps=3, baselines=True,
                 name=None, out="results/scaling", log=print):
-    from .machine import machine_info, physical_cores
-    from .settings import default_chunk_size
+    from ..machine import machine_info, physical_cores
+    from ..train.settings import default_chunk_size
 
     X, y = load_dataset(dataset, "train", data_dir, dtype)
     cores = physical_cores()

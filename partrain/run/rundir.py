@@ -10,7 +10,7 @@
     curves.png     loss and accuracy curves
     checkpoint.h5  everything needed to continue bit for bit (see save_checkpoint)
 
-Every file is written to a temporary name, fsynced and renamed (outputs.atomic_path),
+Every file is written to a temporary name, fsynced and renamed (files.atomic_path),
 so none is ever half written; a temporary left by a SIGKILL is removed by the next run.
 Everything read back is checked (names, shapes, dtypes, finiteness, types) before use:
 a damaged file is one clear error, never a traceback or silently wrong training.
@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import outputs
-from .errors import PartrainError, UsageError
+from . import files
+from ..errors import PartrainError, UsageError
 
 CONFIG, MODEL_PKL, HISTORY, PARAMS, METRICS, CURVES, CHECKPOINT = (
     "config.json", "model.pkl", "history.csv", "model.h5", "metrics.json", "curves.png",
@@ -83,7 +83,7 @@ class RunDir:
 
     # -- config and architecture ---------------------------------------------------
     def write_config(self, record):
-        outputs.write_json(self.file(CONFIG), record)
+        files.write_json(self.file(CONFIG), record)
 
     def read_config(self):
         path = self.file(CONFIG)
@@ -102,7 +102,7 @@ class RunDir:
         import cloudpickle
 
         data = cloudpickle.dumps(model)
-        with outputs.atomic_path(self.file(MODEL_PKL)) as tmp:
+        with files.atomic_path(self.file(MODEL_PKL)) as tmp:
             Path(tmp).write_bytes(data)
 
     def read_model_architecture(self):
@@ -124,13 +124,13 @@ class RunDir:
 
     # -- final outputs ------------------------------------------------------------
     def write_outputs(self, model, history, evals, best, metrics):
-        outputs.write_csv(self.file(HISTORY), history, HISTORY_FIELDS)
+        files.write_csv(self.file(HISTORY), history, HISTORY_FIELDS)
         groups = {"best": model.views(best["flat"])} if best.get("flat") is not None else {}
-        outputs.write_params_h5(self.file(PARAMS), model.params, groups,
+        files.write_params_h5(self.file(PARAMS), model.params, groups,
                                 attrs=dict(model=model.name, step=len(history),
                                            dtype=str(model.dtype)))
-        outputs.write_json(self.file(METRICS), metrics)
-        outputs.plot_curves(self.file(CURVES), history, evals)
+        files.write_json(self.file(METRICS), metrics)
+        files.plot_curves(self.file(CURVES), history, evals)
 
     def read_params(self, model, best=False):
         """Parameters from model.h5 into ``model``, each checked against the model."""
@@ -166,7 +166,7 @@ class RunDir:
         """
         import h5py
 
-        with outputs.atomic_path(self.file(CHECKPOINT)) as tmp:
+        with files.atomic_path(self.file(CHECKPOINT)) as tmp:
             with h5py.File(tmp, "w") as f:
                 f.create_dataset("params", data=model.flat)
                 if best.get("flat") is not None:

@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import psutil
 
-from . import signals
-from .augment import parse as parse_augmentation
-from .engine import make_engine
-from .errors import DivergenceError, Interrupted, PartrainError, UsageError
-from .machine import machine_info
-from .rundir import RunDir
+from .. import signals
+from ..data.augment import parse as parse_augmentation
+from ..engine import make_engine
+from ..errors import DivergenceError, Interrupted, PartrainError, UsageError
+from ..machine import machine_info
+from ..run.rundir import RunDir
 from .settings import TrainSettings
 
 # A loss this many times its first value (or 1, if larger) counts as divergence even
@@ -100,7 +100,7 @@ class Sampler:
 
 
 class Trainer:
-    """Train ``model`` on ``data`` (:class:`partrain.splits.Data`) with ``optimizer``.
+    """Train ``model`` on ``data`` (:class:`partrain.data.container.Data`) with ``optimizer``.
 
     ``record``: extra facts for config.json (how the CLI named the model and data, so
     ``--resume`` can rebuild them).
@@ -321,7 +321,7 @@ def _sha(text):
 def _checked_for_model(data, model):
     """The data cast to the model's dtype, its labels checked against the model's
     classes (a 10-class dataset cannot train a 1-output sigmoid model)."""
-    from .splits import Data
+    from ..data.container import Data
 
     out = {}
     for split, (X, y) in data.splits().items():

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import layers as L
+from ..nn import layers as L
 
 
 def to_torch(model):

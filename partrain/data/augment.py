@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import UsageError
+from ..errors import UsageError
 
 # Mixed into every augmentation stream, so it is never the stream of a batch
 # (trainer.Sampler seeds from [seed, epoch] or [seed, epoch, step in epoch]).

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import UsageError
+from ..errors import UsageError
 
 # Settings of a model that names none (your own network); presets bring their seed's.
 DEFAULT_TRAINING = dict(batch_size=32, epochs=1, optimizer="momentum", lr=0.01,
@@ -43,7 +43,7 @@ class TrainSettings:
     # epoch, as seed 004 does (it restarts its momentum with each pass). "never" is the
     # default: the momentum carries over, as in one continuous run.
     momentum_reset: str = "never"
-    # Random transforms of the training images, e.g. "flip,shift=2" (partrain.augment);
+    # Random transforms of the training images, e.g. "flip,shift=2" (partrain.data.augment);
     # None: the images as stored.
     augment: str | None = None
     chunk_size: int | None = None        # None: default_chunk_size(batch)
@@ -85,8 +85,8 @@ class TrainSettings:
         if not (isinstance(s.lr_decay, (int, float)) and math.isfinite(s.lr_decay)
                 and 0 < s.lr_decay <= 1):
             raise UsageError(f"lr decay must lie in (0, 1], got {s.lr_decay!r}")
-        from .augment import parse
-        from .engine.base import check_worker_count
+        from ..data.augment import parse
+        from ..engine.base import check_worker_count
 
         augmentation = parse(s.augment)
         s.augment = str(augmentation) if augmentation else None   # one spelling per choice

@@ -6,7 +6,7 @@ optimizer, broadcasting parameters to workers or saving a checkpoint is one arra
 operation on a flat vector, not a loop over layers.
 
 Any object with ``forward(x) -> (y, cache)`` and ``backward(dy, cache) -> (dx, grads)``
-can be a layer (see :class:`partrain.layers.Layer`), including your own classes defined
+can be a layer (see :class:`partrain.nn.layers.Layer`), including your own classes defined
 in a script or a notebook: the engine sends the model itself to its workers.
 """
 
@@ -16,7 +16,7 @@ import copy
 
 import numpy as np
 
-from .errors import UsageError
+from ..errors import UsageError
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
@@ -60,7 +60,7 @@ class Sequential:
     """Layers applied in order, followed by a loss.
 
     layers: a list of layers, of ``(name, layer)`` pairs, or a dict name -> layer.
-    loss: a :mod:`partrain.losses` object (``loss(scores, y) -> (loss_sum, dscores)``).
+    loss: a :mod:`partrain.nn.losses` object (``loss(scores, y) -> (loss_sum, dscores)``).
     input_shape: (C, H, W) of one sample; optional, checked when training starts.
     Parameters are initialised in layer order from ``numpy.random.default_rng(seed)``
     in float64 and then cast, so float32 and float64 models start from the same values.

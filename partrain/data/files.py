@@ -28,7 +28,7 @@ one, and must be at least 2. Each split has as many labels as images; val and te
 images have train's shape.
 
 Size limit: an array whose declared size (in the zip directory, the .npy or HDF5
-header, or once converted to ``dtype``) exceeds ``partrain.data.MAX_ARRAY_BYTES``
+header, or once converted to ``dtype``) exceeds ``partrain.data.datasets.MAX_ARRAY_BYTES``
 (8 GiB, or 60% of the memory if smaller) is refused before it is read, so a zip bomb
 is never decompressed.
 
@@ -45,9 +45,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .data import (as_images, as_labels, check_numeric, check_size, declared_bytes,
+from .datasets import (as_images, as_labels, check_numeric, check_size, declared_bytes,
                    h5_dataset)
-from .errors import DataError, UsageError
+from ..errors import DataError, UsageError
 
 
 @dataclass

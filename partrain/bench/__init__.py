@@ -1,0 +1,1 @@
+"""Benchmarks shipped with the package: `partrain scale` and its PyTorch baseline."""

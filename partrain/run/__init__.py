@@ -1,0 +1,1 @@
+"""Run outputs: the run directory, its files, checkpoints and resume."""

@@ -1,0 +1,1 @@
+"""The training layer: settings, the sampler, the loop and its commit protocol."""
