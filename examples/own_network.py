@@ -10,7 +10,7 @@ import numpy as np
 from sklearn.datasets import load_digits
 
 import partrain
-from partrain.nn.layers import Conv2D, Dense, Flatten, Layer, MaxPool2D
+from partrain.nn import Conv2D, Dense, Flatten, Layer, MaxPool2D
 
 
 class LeakyReLU(Layer):

@@ -14,105 +14,87 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import inspect
 import json
 
 import numpy as np
 
-from .data.datasets import as_images, as_labels
+from .data import as_data, hold_out_validation
+from .data.checks import as_images
 from .errors import UsageError
-from .nn.optim import Optimizer, make_optimizer
+from .nn.optim import Optimizer
 from .run.rundir import HISTORY, METRICS, RunDir
-from .train.settings import DEFAULT_TRAINING, TrainSettings
-from .data.container import Data, hold_out_validation
-from .train.trainer import History, Trainer
+from .run.training import TrainingRun
+from .train.history import History
+from .train.settings import OptimizerSettings, TrainSettings
+
+_SETTINGS = {f.name: f for cls in (TrainSettings, OptimizerSettings)
+             for f in dataclasses.fields(cls)}
 
 
-def fit(model, X, y=None, *, epochs=None, steps=None, batch_size=DEFAULT_TRAINING["batch_size"],
-        optimizer=DEFAULT_TRAINING["optimizer"], lr=DEFAULT_TRAINING["lr"],
-        momentum=DEFAULT_TRAINING["momentum"], weight_decay=0.0, lr_decay=1.0,
-        validation_data=None, validation_split=0.0, test_data=None, seed=0, workers="auto",
-        backend=None, chunk_size=None, eval_every=None, checkpoint_every=None, out=None,
-        overwrite=False, resume=False, progress=True, batch_order="shuffle",
-        momentum_reset="never", reduction="ordered", augment=None):
+def fit(model, X, y=None, *, validation_data=None, validation_split=0.0, test_data=None,
+        resume=False, callbacks=(), **settings):
     """Train ``model`` in place, data-parallel, and return its :class:`History`.
 
     model: a :class:`partrain.Sequential` (layers may be your own classes).
     X: images (N, C, H, W) or (N, H, W, C) or (N, H, W), uint8 (scaled by 1/255) or
        float; y: (N,) integer labels. Or X may be a :class:`partrain.Data`, or the path
        of a .npz/.h5 file or an image folder (then y is None; see partrain.data.files).
-    optimizer: a name (sgd, momentum, nesterov, rmsprop, adam) or an Optimizer object;
-       ``lr``, ``momentum`` and ``weight_decay`` apply to a name.
     validation_data: (Xv, yv), or validation_split: the fraction of X held out (chosen
        by ``seed``); it selects the best parameters (model.h5 "best/"). test_data:
        (Xt, yt), reported only.
-    out: a run directory for config, history, model.h5, metrics, curves, checkpoints;
-       resume=True continues the checkpoint in ``out`` (same model, data, settings).
-    batch_order ("shuffle", "ordered", "replacement"), momentum_reset ("never",
-       "epoch"): the seeds' habits, see TrainSettings; reduction "allreduce" (MPI only):
-       faster, but the bits then depend on the rank count.
-    augment: random transforms of the training images, e.g. "flip,shift=2" (see
-       partrain.data.augment); the same bits on any worker count.
-    Returns None in MPI ranks other than 0 (they only serve rank 0).
+    resume: continue the checkpoint in ``out`` (same model, data, settings).
+    callbacks: :class:`partrain.train.callbacks.Callback` objects.
+    settings: any field of :class:`partrain.TrainSettings` (epochs, steps, batch_size,
+       seed, workers, out, overwrite, augment, ...) and of
+       :class:`partrain.train.settings.OptimizerSettings` (optimizer, lr, momentum,
+       weight_decay); ``optimizer`` may also be an Optimizer object.
+    Returns the same History in every process of an MPI job.
     """
+    unknown = sorted(settings.keys() - _SETTINGS.keys())
+    if unknown:
+        raise UsageError(f"fit() got unknown settings {', '.join(unknown)}; it takes "
+                         f"{', '.join(_SETTINGS)}")
     data = as_data(X, y, validation_data, test_data, dtype=model.dtype)
+    seed = settings.get("seed", 0)
     if validation_split:
         data = hold_out_validation(data, validation_split, seed)
+    loop = {k: v for k, v in settings.items() if k in _fields(TrainSettings)}
+    if loop.get("out") is not None:
+        loop["out"] = str(loop["out"])
+    update = {k: v for k, v in settings.items() if k in _fields(OptimizerSettings)}
+    optimizer = update.get("optimizer")
     if not isinstance(optimizer, Optimizer):
-        optimizer = make_optimizer(optimizer, lr, momentum=momentum, weight_decay=weight_decay)
-    settings = TrainSettings(steps=steps, epochs=epochs, batch_size=batch_size, lr_decay=lr_decay,
-                             seed=seed, chunk_size=chunk_size, workers=workers, backend=backend,
-                             eval_every=eval_every, checkpoint_every=checkpoint_every,
-                             progress=progress, out=None if out is None else str(out),
-                             overwrite=overwrite, batch_order=batch_order,
-                             momentum_reset=momentum_reset, reduction=reduction,
-                             augment=augment)
-    trainer = Trainer(model, data, optimizer, settings)
+        optimizer = OptimizerSettings(**update).build()
+    run = TrainingRun(model, data, optimizer, TrainSettings(**loop), callbacks=callbacks)
     if resume:
-        trainer.resume()
-    return trainer.run()
+        run.resume()
+    return run.run()
 
 
-def as_data(X, y=None, validation_data=None, test_data=None, dtype="float32"):
-    """A :class:`Data` from arrays (any accepted layout), a Data, or a file path."""
-    if isinstance(X, Data):
-        data = X
-    elif isinstance(X, (str, bytes)) or hasattr(X, "__fspath__"):
-        from .data.files import load_data_file
-
-        f = load_data_file(X, dtype=dtype)
-        data = Data(train=f.train, val=f.val, test=f.test, num_classes=f.num_classes,
-                    name=str(X), class_names=f.class_names)
-    else:
-        if y is None:
-            raise UsageError("fit(model, X, y): labels y are missing")
-        data = Data(train=_pair(X, y, "training", dtype), name="arrays")
-    if validation_data is not None:
-        data = dataclasses.replace(data, val=_pair(*validation_data, "validation", dtype))
-    if test_data is not None:
-        data = dataclasses.replace(data, test=_pair(*test_data, "test", dtype))
-    return data
+def _fields(cls):
+    return {f.name for f in dataclasses.fields(cls)}
 
 
-def _pair(X, y, what, dtype):
-    X = as_images(X, f"{what} images")
-    y = as_labels(y, f"{what} labels")
-    if len(X) != len(y):
-        raise UsageError(f"{what} data: {len(X)} images but {len(y)} labels")
-    return np.ascontiguousarray(X, dtype=dtype), y
+def _signature():
+    """fit's signature as help() and editors show it: every setting a keyword."""
+    sig = inspect.signature(fit)
+    params = [p for p in sig.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    params += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=f.default)
+               for name, f in _SETTINGS.items()]
+    return sig.replace(parameters=params)
+
+
+fit.__signature__ = _signature()
 
 
 def predict_scores(model, X, workers="auto"):
     """The model's output scores (N, K) for images X, computed on every core."""
-    from .engine import make_engine
-    from .engine.base import EVAL_CHUNK
+    from .engine import forward_scores
 
     X = np.ascontiguousarray(as_images(X, "images"), dtype=model.dtype)
     model.check_input(X.shape[1:])
-    small = workers == 1 or len(X) <= EVAL_CHUNK
-    engine = make_engine(model, {"train": (X, np.zeros(len(X), np.int64))}, EVAL_CHUNK,
-                         backend="serial" if small else "process", workers=workers)
-    with engine:
-        return engine.evaluate("train", want_scores=True)[2]
+    return forward_scores(model, X, workers=workers)[0]
 
 
 def predict(model, X, workers="auto"):

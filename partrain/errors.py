@@ -49,3 +49,6 @@ class Interrupted(BaseException):
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
         self.exit_code = 128 + signum
+
+    def __reduce__(self):   # pickled from rank 0 to the other MPI ranks
+        return (Interrupted, (self.signum,))

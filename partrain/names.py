@@ -1,5 +1,4 @@
-"""Resolve what the command line names into objects: a model (a preset, or a function
-in your file or module), data (a named dataset, or your file or image folder).
+"""Resolve a model's name into a model: a preset, or a function in your file or module.
 
 Only the edges (cli.py, scaling.py) use this; the trainer takes objects.
 """
@@ -15,7 +14,6 @@ from pathlib import Path
 
 from .errors import UsageError
 from .presets import PRESETS, build_model
-from .data.container import Data, hold_out_validation
 
 
 def is_preset(spec):
@@ -85,26 +83,3 @@ def _import(where):
         return importlib.import_module(where)
     except Exception as exc:
         raise UsageError(f"--model: cannot import {where}: {type(exc).__name__}: {exc}") from None
-
-
-def open_data(*, dataset=None, data_file=None, data_dir=None, dtype="float32", val_split=0.0,
-              seed=0):
-    """Data from a named dataset (``dataset`` in ``data_dir``) or ``data_file`` (.npz,
-    .h5 or an image folder), with ``val_split`` of the training set held out."""
-    from .data.datasets import DATASETS, load_dataset
-
-    if data_file is not None:
-        from .data.files import load_data_file
-
-        f = load_data_file(data_file, dtype=dtype)
-        data = Data(train=f.train, val=f.val, test=f.test, num_classes=f.num_classes,
-                    name=str(data_file), class_names=f.class_names)
-    else:
-        if dataset not in DATASETS:
-            raise UsageError(f"unknown dataset {dataset!r}; choose one of: {', '.join(DATASETS)}")
-        data = Data(train=load_dataset(dataset, "train", data_dir, dtype),
-                    test=load_dataset(dataset, "test", data_dir, dtype),
-                    num_classes=DATASETS[dataset].num_classes, name=dataset)
-    if val_split:
-        data = hold_out_validation(data, val_split, seed)
-    return data

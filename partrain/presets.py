@@ -1,6 +1,6 @@
 """The seed systems as presets: LeNet-5 variants and friends, built for an image size.
 
-Each preset is a function returning a :class:`partrain.nn.sequential.Sequential` plus the
+Each preset is a function returning a :class:`partrain.nn.Sequential` plus the
 training settings its seed used. Names are resolved here, at the edge (CLI, API);
 nothing below the trainer knows a preset.
 """
@@ -12,10 +12,10 @@ from functools import partial
 
 import numpy as np
 
-from .nn import layers as L
 from .errors import UsageError
-from .nn.losses import HalfSumSquares, SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy
-from .nn.sequential import Sequential
+from .nn import (AvgPool2D, Conv2D, Dense, Flatten, HalfSumSquares, MaxPool2D, ReLU,
+                 Sequential, Sigmoid, SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy, Tanh,
+                 constant_init, normal_init, uniform_init)
 
 
 # LeNet-5's C3 connection table (LeCun et al. 1998, table I): which of the six
@@ -54,21 +54,21 @@ def _after(size, stages):
 
 
 def _lenet5_cat(input_shape, num_classes, relu_rules=("input", "input")):
-    """relu_rules: the backward rules of the ReLUs after S2 and S4 (see L.ReLU).
+    """relu_rules: the backward rules of the ReLUs after S2 and S4 (see ReLU).
     Seed 000 writes ("none", "error_sign"): no ReLU derivative after S2, and after S4
     a mask by the error's own sign. Neither is the chain rule, so the default is the
     derivative of the ReLU, ("input", "input")."""
-    u = L.uniform_init(0.12)
+    u = uniform_init(0.12)
     c, h, w = input_shape
     layers = [
-        ("c1", L.Conv2D(c, 6, 9, w_init=u)),
-        ("s2", L.MaxPool2D(2)), ("a2", L.ReLU(relu_rules[0])),
-        ("c3", L.Conv2D(6, 16, 9, table=LENET_C3_TABLE, w_init=u)),
-        ("s4", L.MaxPool2D(2)), ("a4", L.ReLU(relu_rules[1])),
-        ("flat", L.Flatten()),
-        ("c5", L.Dense(16 * _after(h, [9, 2, 9, 2]) * _after(w, [9, 2, 9, 2]), 120, w_init=u)),
+        ("c1", Conv2D(c, 6, 9, w_init=u)),
+        ("s2", MaxPool2D(2)), ("a2", ReLU(relu_rules[0])),
+        ("c3", Conv2D(6, 16, 9, table=LENET_C3_TABLE, w_init=u)),
+        ("s4", MaxPool2D(2)), ("a4", ReLU(relu_rules[1])),
+        ("flat", Flatten()),
+        ("c5", Dense(16 * _after(h, [9, 2, 9, 2]) * _after(w, [9, 2, 9, 2]), 120, w_init=u)),
         # The seed's theta (121 x 1) includes the bias, drawn from the same uniform.
-        ("f6", L.Dense(120, 1, w_init=u, b_init=u)),
+        ("f6", Dense(120, 1, w_init=u, b_init=u)),
     ]
     return layers, SigmoidBinaryCrossEntropy()
 
@@ -77,32 +77,32 @@ def _mnist_conv(input_shape, num_classes):
     c, h, w = input_shape
     flat = 20 * ((h - 8) // 2) * ((w - 8) // 2)
     layers = [
-        ("c1", L.Conv2D(c, 20, 9, bias=False, w_init=L.normal_init(1e-2))),
-        ("a1", L.ReLU()),
-        ("s2", L.AvgPool2D(2)),
-        ("flat", L.Flatten()),
+        ("c1", Conv2D(c, 20, 9, bias=False, w_init=normal_init(1e-2))),
+        ("a1", ReLU()),
+        ("s2", AvgPool2D(2)),
+        ("flat", Flatten()),
         # The seed's Glorot-style scale uses 360 + 2000, kept as written.
-        ("f3", L.Dense(flat, 100, bias=False, w_init=L.uniform_init(np.sqrt(6 / (360 + 2000))))),
-        ("a3", L.ReLU()),
-        ("f4", L.Dense(100, num_classes, bias=False,
-                       w_init=L.uniform_init(np.sqrt(6 / (num_classes + 100))))),
+        ("f3", Dense(flat, 100, bias=False, w_init=uniform_init(np.sqrt(6 / (360 + 2000))))),
+        ("a3", ReLU()),
+        ("f4", Dense(100, num_classes, bias=False,
+                     w_init=uniform_init(np.sqrt(6 / (num_classes + 100))))),
     ]
     return layers, SoftmaxCrossEntropy()
 
 
 def _convnet3(input_shape, num_classes, ties="first"):
-    """ties: the max pool's tie rule (see L.MaxPool2D); seed 001's cs231n pool sends
+    """ties: the max pool's tie rule (see MaxPool2D); seed 001's cs231n pool sends
     the error to every tied maximum ("all")."""
     c, h, w = input_shape
-    n = L.normal_init(1e-3)   # cs231n's weight_scale
+    n = normal_init(1e-3)   # cs231n's weight_scale
     layers = [
-        ("c1", L.Conv2D(c, 32, 7, pad=3, w_init=n)),
-        ("a1", L.ReLU()),
-        ("s1", L.MaxPool2D(2, ties=ties)),
-        ("flat", L.Flatten()),
-        ("f2", L.Dense(32 * (h // 2) * (w // 2), 100, w_init=n)),
-        ("a2", L.ReLU()),
-        ("f3", L.Dense(100, num_classes, w_init=n)),
+        ("c1", Conv2D(c, 32, 7, pad=3, w_init=n)),
+        ("a1", ReLU()),
+        ("s1", MaxPool2D(2, ties=ties)),
+        ("flat", Flatten()),
+        ("f2", Dense(32 * (h // 2) * (w // 2), 100, w_init=n)),
+        ("a2", ReLU()),
+        ("f3", Dense(100, num_classes, w_init=n)),
     ]
     return layers, SoftmaxCrossEntropy()
 
@@ -130,8 +130,8 @@ DIGITS123_SEED_OUTPUT_BIASES = [2.060, -2.746, -1.818]
 def _digits123(input_shape, num_classes, init="random", ties="first"):
     """init: "random" draws every weight and bias from N(0, 1), the scale of the seed's
     own; "seed" starts from seed 003's hand-set values (1x6x6 inputs, 3 classes only),
-    which do not depend on --seed. ties: the max pool's tie rule; seed 003 sends the
-    error to every tied maximum ("all")."""
+    which do not depend on the model's ``seed``. ties: the max pool's tie rule; seed 003
+    sends the error to every tied maximum ("all")."""
     c, h, w = input_shape
     flat = 3 * ((h - 2) // 2) * ((w - 2) // 2)
     if init == "seed":
@@ -139,21 +139,21 @@ def _digits123(input_shape, num_classes, init="random", ties="first"):
             raise ValueError("seed 003's hand-set weights fit 1x6x6 images and 3 classes")
         # Flatten is channel-major, so input k * 4 + p is pool map k, position p.
         out_w = np.array(DIGITS123_SEED_OUTPUTS).reshape(3, 12).T    # (12 inputs, 3 units)
-        inits = dict(cw=L.constant_init(np.array(DIGITS123_SEED_FILTERS)[:, None]),
-                     cb=L.constant_init(DIGITS123_SEED_FILTER_BIASES),
-                     fw=L.constant_init(out_w), fb=L.constant_init(DIGITS123_SEED_OUTPUT_BIASES))
+        inits = dict(cw=constant_init(np.array(DIGITS123_SEED_FILTERS)[:, None]),
+                     cb=constant_init(DIGITS123_SEED_FILTER_BIASES),
+                     fw=constant_init(out_w), fb=constant_init(DIGITS123_SEED_OUTPUT_BIASES))
     elif init == "random":
-        n = L.normal_init(1.0)
+        n = normal_init(1.0)
         inits = dict(cw=n, cb=n, fw=n, fb=n)
     else:
         raise ValueError(f"init must be 'random' or 'seed', got {init!r}")
     layers = [
-        ("c1", L.Conv2D(c, 3, 3, w_init=inits["cw"], b_init=inits["cb"])),
-        ("a1", L.Sigmoid()),
-        ("s1", L.MaxPool2D(2, ties=ties)),
-        ("flat", L.Flatten()),
-        ("f2", L.Dense(flat, num_classes, w_init=inits["fw"], b_init=inits["fb"])),
-        ("a2", L.Sigmoid()),
+        ("c1", Conv2D(c, 3, 3, w_init=inits["cw"], b_init=inits["cb"])),
+        ("a1", Sigmoid()),
+        ("s1", MaxPool2D(2, ties=ties)),
+        ("flat", Flatten()),
+        ("f2", Dense(flat, num_classes, w_init=inits["fw"], b_init=inits["fb"])),
+        ("a2", Sigmoid()),
     ]
     return layers, HalfSumSquares()
 
@@ -167,22 +167,22 @@ def _lenet5(input_shape, num_classes, squash=(1.7159, 2 / 3), init="variance"):
     c, h, w = input_shape
 
     def lecun(fan_in):
-        return L.uniform_init(2.4 / fan_in if init == "paper" else np.sqrt(3 / fan_in))
+        return uniform_init(2.4 / fan_in if init == "paper" else np.sqrt(3 / fan_in))
 
     layers = [
-        ("c1", L.Conv2D(c, 6, 5, w_init=lecun(c * 25))),
-        ("a1", L.Tanh(*squash)),
-        ("s2", L.AvgPool2D(2)),
-        ("c3", L.Conv2D(6, 16, 5, table=LENET_C3_TABLE, w_init=lecun(6 * 25))),
-        ("a3", L.Tanh(*squash)),
-        ("s4", L.AvgPool2D(2)),
-        ("flat", L.Flatten()),
-        ("c5", L.Dense(16 * _after(h, [5, 2, 5, 2]) * _after(w, [5, 2, 5, 2]), 120,
-                       w_init=lecun(400))),
-        ("a5", L.Tanh(*squash)),
-        ("f6", L.Dense(120, 84, w_init=lecun(120))),
-        ("a6", L.Tanh(*squash)),
-        ("out", L.Dense(84, num_classes, w_init=lecun(84))),
+        ("c1", Conv2D(c, 6, 5, w_init=lecun(c * 25))),
+        ("a1", Tanh(*squash)),
+        ("s2", AvgPool2D(2)),
+        ("c3", Conv2D(6, 16, 5, table=LENET_C3_TABLE, w_init=lecun(6 * 25))),
+        ("a3", Tanh(*squash)),
+        ("s4", AvgPool2D(2)),
+        ("flat", Flatten()),
+        ("c5", Dense(16 * _after(h, [5, 2, 5, 2]) * _after(w, [5, 2, 5, 2]), 120,
+                     w_init=lecun(400))),
+        ("a5", Tanh(*squash)),
+        ("f6", Dense(120, 84, w_init=lecun(120))),
+        ("a6", Tanh(*squash)),
+        ("out", Dense(84, num_classes, w_init=lecun(84))),
     ]
     return layers, SoftmaxCrossEntropy()
 

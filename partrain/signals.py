@@ -54,11 +54,6 @@ def deferred():
             signal.signal(s, handler)
 
 
-def requested():
-    """The first stop signal received in the current block, or None."""
-    return _requested[0] if _requested else None
-
-
 def check():
     """Raise :class:`Interrupted` if a stop was requested. Call only where stopping
     leaves every piece of state whole; inside :func:`held` it does nothing."""

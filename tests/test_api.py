@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 import partrain
-from partrain.nn.layers import Conv2D, Dense, Flatten, Layer, MaxPool2D
-from gradcheck import numeric_grad, rel_error
+from partrain.nn import Conv2D, Dense, Flatten, Layer, MaxPool2D
+from partrain.testing import numeric_grad, rel_error
 
 
 class Scale(Layer):
@@ -103,7 +103,7 @@ def test_fit_takes_nhwc_uint8_and_predicts_labels_and_probabilities():
 def test_a_model_defined_in_python_c_trains_on_two_workers():
     code = textwrap.dedent("""
         import numpy as np, partrain
-        from partrain.nn.layers import Layer, Flatten, Dense
+        from partrain.nn import Layer, Flatten, Dense
         class Twice(Layer):
             def forward(self, x): return 2 * x, None
             def backward(self, dy, cache): return 2 * dy, {}
@@ -127,7 +127,7 @@ def test_cli_trains_a_model_file_on_an_npz_file(tmp_path):
     net.write_text(textwrap.dedent("""
         import numpy as np
         import partrain
-        from partrain.nn.layers import Layer, Flatten, Dense
+        from partrain.nn import Layer, Flatten, Dense
 
         class Halve(Layer):
             def forward(self, x): return x / 2, None

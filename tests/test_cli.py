@@ -102,7 +102,7 @@ def test_validation_split_chooses_best_and_eval_reads_it(tmp_path, capsys):
 NET = textwrap.dedent("""
     import numpy as np
     import partrain
-    from partrain.nn import layers as L
+    import partrain.nn as L
 
 
     class Square(L.Layer):
@@ -181,7 +181,7 @@ BAD = [
     (["train", "--lr", "-0.1"], 2, "learning rate must be a positive number"),
     (["train", "--momentum", "1.5"], 2, "momentum must lie in [0, 1)"),
     (["train", "--weight-decay", "-1"], 2, "weight decay must be >= 0"),
-    (["train", "--lr-decay", "0"], 2, "lr decay must lie in (0, 1]"),
+    (["train", "--lr-decay", "0"], 2, "--lr-decay must lie in (0, 1]"),
     (["train", "--optimizer", "lbfgs"], 2, "invalid choice: 'lbfgs'"),
     (["train", "--steps", "3", "--epochs", "2"], 2, "not allowed with argument"),
     (["train", "--dataset", "mnist", "--data", "x.npz"], 2, "not allowed with argument"),
@@ -240,7 +240,7 @@ def test_bad_flags_on_a_run_directory_are_one_line(tmp_path, capsys):
 
 def test_resume_of_a_python_run_is_refused(tmp_path, capsys):
     import partrain
-    from helpers import data_for
+    from partrain.testing import data_for
 
     X, y = data_for("digits123").train
     partrain.fit(partrain.build_model("digits123"), X, y, steps=2, workers=1,
@@ -308,7 +308,7 @@ def test_sigterm_checkpoints_and_exits_143(tmp_path):
     import signal
     import time
 
-    from helpers import alive, shm_entries, worker_processes
+    from partrain.testing import alive, shm_entries, worker_processes
 
     out = tmp_path / "term"
     proc = subprocess.Popen([sys.executable, "-m", "partrain.cli", "train", "--model", "lenet5",

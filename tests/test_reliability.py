@@ -15,6 +15,7 @@ Every test runs ``python -m partrain.cli`` in a subprocess and checks the same c
   settings (every dataset of model.h5 including ``best/``, history.csv except the timing
   columns, and the non-timing entries of metrics.json).
 
+The checks themselves are partrain.testing's, shared with scripts/stress/fault_inject.py.
 Random signal times come from ``PARTRAIN_FAULT_SEED`` (default fixed), and the chosen
 times are in every assertion message.
 """
@@ -23,12 +24,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import csv
-import glob
 import json
 import os
 import random
-import re
 import shutil
 import signal
 import subprocess
@@ -41,20 +39,14 @@ import numpy as np
 import psutil
 import pytest
 
-CLI = [sys.executable, "-m", "partrain.cli"]
-TIMING_COLUMNS = {"seconds", "worker_seconds", "overhead_seconds", "eval_seconds"}
-RESULT_METRICS = ("steps", "total_steps", "completed", "evaluated_at_step", "train_loss",
-                  "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "best_val_acc",
-                  "best_step")
+from partrain.testing import (BANNER, CLI, REPLACED, CLIProcess, alive, checkpoint_step,
+                              final_lines, h5_arrays, history_rows, leftover_problems,
+                              output_problems, result_differences, shm_entries, temporaries,
+                              wait_for)
+
 RUN_FILES = ("config.json", "model.pkl", "history.csv", "model.h5", "metrics.json",
              "curves.png", "checkpoint.h5")
 SEED = int(os.environ.get("PARTRAIN_FAULT_SEED", "20240501"))
-
-BANNER = re.compile(r"^partrain: \S+ \([\d,]+ parameters\) on ")
-NOTICE = re.compile(r"^partrain: SIG[A-Z]+ received; stopping")
-REPLACED = re.compile(r"^partrain: worker \d+ sent nothing for .*; replacing it$")
-WARNING_LINE = re.compile(r"^partrain: warning: ")
-PY_WARNING = re.compile(r"\b\w*Warning\b")
 
 # A tiny Adam run (69 parameters) on two worker processes: ~40 ms steps because every step
 # writes a checkpoint, evaluations every 3 steps, a validation split for best/.
@@ -68,122 +60,32 @@ SERIAL_RUN = ["--model", "digits123", "--steps", "12", "--batch-size", "8", "--o
 
 
 # ----------------------------------------------------------------------------
-# Helpers
+# Helpers: assertions over partrain.testing's checks
 # ----------------------------------------------------------------------------
 
-def final_lines(stderr):
-    """The final ``partrain:`` lines: errors and "stopped by" (not banner, notice,
-    replacement or warning lines)."""
-    return [ln for ln in stderr.splitlines() if ln.startswith("partrain:")
-            and not (BANNER.match(ln) or NOTICE.match(ln) or REPLACED.match(ln)
-                     or WARNING_LINE.match(ln))]
-
-
 def check_clean_exit(rc, stdout, stderr, expected_rc, finals=1, what=""):
-    """The exit contract: status, no traceback, no warning, the right final lines."""
+    """The exit contract: status, no traceback, no warning, the right final lines.
+    Returns the first final line (None if there is none)."""
     context = f"\n{what}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}"
     expected = expected_rc if isinstance(expected_rc, (tuple, list, set)) else (expected_rc,)
     assert rc in expected, f"exit status {rc}, expected {expected_rc}{context}"
-    assert "Traceback" not in stdout + stderr, f"traceback{context}"
-    assert not PY_WARNING.search(stderr), f"a Python warning on stderr{context}"
-    lines = [ln for ln in stderr.splitlines() if ln.strip()]
-    stray = [ln for ln in lines if not ln.startswith("partrain:")]
-    assert not stray, f"lines on stderr not from partrain: {stray}{context}"
-    assert len([ln for ln in lines if NOTICE.match(ln)]) <= 1, f"several stop notices{context}"
+    problems = output_problems(stdout, stderr, finals)
+    assert not problems, f"{'; '.join(problems)}{context}"
     found = final_lines(stderr)
-    allowed = finals if isinstance(finals, tuple) else (finals,)
-    assert len(found) in allowed, f"{len(found)} final partrain: lines, expected {finals}{context}"
     return found[0] if found else None
-
-
-def shm_leftovers():
-    return glob.glob("/dev/shm/partrain-*")
-
-
-def workers_of(coordinator_pid):
-    """Live worker processes started by ``coordinator_pid`` (their argv ends with it)."""
-    found = []
-    for p in psutil.process_iter(["pid", "cmdline", "status"]):
-        cmd = p.info["cmdline"] or []
-        if (cmd and any("worker_main" in c for c in cmd) and cmd[-1] == str(coordinator_pid)
-                and p.info["status"] != psutil.STATUS_ZOMBIE):
-            found.append(p)
-    return found
 
 
 def assert_no_leftovers(*coordinator_pids, wait=5.0):
     """No /dev/shm/partrain-* and, within ``wait`` s, no worker of these coordinators."""
-    deadline = time.monotonic() + wait
-    while True:
-        alive = [p.pid for pid in coordinator_pids for p in workers_of(pid)]
-        if not alive or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    assert not alive, f"orphan worker processes: {alive}"
-    assert not shm_leftovers(), f"shared memory left in /dev/shm: {shm_leftovers()}"
-
-
-def wait_for(predicate, timeout, interval=0.0005, proc=None):
-    """Poll until predicate() is true; False on timeout or when ``proc`` exited first."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        if proc is not None and proc.poll() is not None:
-            return bool(predicate())
-        time.sleep(interval)
-    return False
-
-
-def checkpoint_step(run):
-    try:
-        with h5py.File(Path(run) / "checkpoint.h5", "r") as f:
-            return int(f.attrs["step"])
-    except Exception:   # absent, or replaced while we opened it
-        return -1
-
-
-def temporaries(run):
-    return sorted(p.name for p in Path(run).glob(".*.tmp"))
-
-
-def h5_arrays(path):
-    """{dataset name: (dtype, shape, bytes)} for every dataset in the file."""
-    out = {}
-
-    def visit(name, obj):
-        if isinstance(obj, h5py.Dataset):
-            value = obj[()]
-            out[name] = (obj.dtype.str, obj.shape, np.asarray(value).tobytes())
-
-    with h5py.File(path, "r") as f:
-        f.visititems(visit)
-    return out
-
-
-def history_rows(path):
-    with open(path, newline="") as f:
-        return [{k: v for k, v in row.items() if k not in TIMING_COLUMNS}
-                for row in csv.DictReader(f)]
+    problems = leftover_problems(coordinator_pids, grace=wait)
+    assert not problems, "; ".join(problems)
 
 
 def assert_same_results(run, reference, what=""):
     """model.h5 (all datasets, best/ included), history.csv (no timing columns) and the
     result entries of metrics.json are identical to the reference run's."""
-    run, reference = Path(run), Path(reference)
-    a, b = h5_arrays(run / "model.h5"), h5_arrays(reference / "model.h5")
-    assert sorted(a) == sorted(b), f"model.h5 datasets differ: {sorted(a)} vs {sorted(b)} {what}"
-    differ = [k for k in a if a[k] != b[k]]
-    assert not differ, f"model.h5 datasets not byte-identical: {differ} {what}"
-    ha, hb = history_rows(run / "history.csv"), history_rows(reference / "history.csv")
-    assert len(ha) == len(hb), f"history has {len(ha)} rows, reference {len(hb)} {what}"
-    bad = [i for i, (x, y) in enumerate(zip(ha, hb)) if x != y]
-    assert not bad, (f"history rows differ from row {bad[0]}: {ha[bad[0]]} vs {hb[bad[0]]} "
-                     f"{what}")
-    ma = json.loads((run / "metrics.json").read_text())
-    mb = json.loads((reference / "metrics.json").read_text())
-    differ = [k for k in RESULT_METRICS if ma.get(k) != mb.get(k)]
-    assert not differ, f"metrics differ: {[(k, ma.get(k), mb.get(k)) for k in differ]} {what}"
+    problems = result_differences(run, reference)
+    assert not problems, f"{'; '.join(problems)} {what}"
 
 
 def assert_run_files_load(run):
@@ -206,54 +108,9 @@ def assert_run_files_load(run):
 
 def run_cli(args, cwd, timeout=120):
     t0 = time.monotonic()
-    proc = subprocess.run(CLI + [str(a) for a in args], capture_output=True, text=True,
+    proc = subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True,
                           cwd=cwd, timeout=timeout)
     return proc.returncode, proc.stdout, proc.stderr, time.monotonic() - t0
-
-
-class Started:
-    """A CLI process started in the background, stdout and stderr into files."""
-
-    def __init__(self, args, cwd, new_session=False):
-        cwd = Path(cwd)
-        self.out_path = cwd / f".stdout-{time.monotonic_ns()}"
-        self.err_path = cwd / f".stderr-{time.monotonic_ns()}"
-        with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
-            self.proc = subprocess.Popen(CLI + [str(a) for a in args], stdout=out, stderr=err,
-                                         cwd=cwd, start_new_session=new_session)
-        self.pid = self.proc.pid
-        self.t0 = time.monotonic()
-        self.new_session = new_session
-
-    def signal(self, signum):
-        if self.proc.poll() is None:
-            os.kill(self.pid, signum)
-            return True
-        return False
-
-    def workers(self):
-        try:
-            return [p for p in psutil.Process(self.pid).children()
-                    if any("worker_main" in c for c in (p.cmdline() or []))]
-        except psutil.Error:
-            return []
-
-    def wait(self, timeout=120):
-        rc = self.proc.wait(timeout)
-        out, err = self.out_path.read_text(), self.err_path.read_text()
-        self.out_path.unlink()
-        self.err_path.unlink()
-        return rc, out, err
-
-    def kill(self):
-        """Cleanup for a failed test: only this process (and its group if it has one)."""
-        if self.proc.poll() is None:
-            with contextlib.suppress(OSError):
-                if self.new_session:
-                    os.killpg(self.pid, signal.SIGKILL)
-                else:
-                    os.kill(self.pid, signal.SIGKILL)
-            self.proc.wait(10)
 
 
 @pytest.fixture
@@ -262,7 +119,7 @@ def started():
     procs, stopped = [], []
 
     def start(args, cwd, new_session=False):
-        s = Started(args, cwd, new_session)
+        s = CLIProcess(args, cwd, new_session)
         procs.append(s)
         return s
 
@@ -287,7 +144,7 @@ def reference(tmp_path_factory):
         key = tuple(args)
         if key not in _REFERENCES:
             cwd = tmp_path_factory.mktemp("reference")
-            s = Started(["train", *args, "--out", "ref"], cwd)
+            s = CLIProcess(["train", *args, "--out", "ref"], cwd)
             assert wait_for(lambda: (cwd / "ref" / "config.json").exists(), 60, 0.005, s.proc)
             t_config = time.monotonic()
             rc, out, err = s.wait()
@@ -451,59 +308,50 @@ def test_sigkill_of_process_group_leaves_no_shared_memory_or_workers(tmp_path, s
     # Workers sit in their own session (a terminal's Ctrl-C reaches only the coordinator):
     # the group kill misses them, PR_SET_PDEATHSIG must end them.
     assert_no_leftovers(s.pid, wait=5.0)
-
-    def alive(p):
-        try:
-            return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
-        except psutil.Error:
-            return False
-
-    assert not [p.pid for p in workers if alive(p)]
+    assert not alive(workers)
 
 
 # ----------------------------------------------------------------------------
 # 5. Shared memory that cannot be had is one error, not a SIGBUS later.
 # ----------------------------------------------------------------------------
 
+# A child process that asks for a 4 TiB shared array: it prints the one-line
+# PartrainError and exits 0, or exits 3 when no error came.
+ASK_FOR_4_TIB = ("import sys\n"
+                 "from partrain.engine.shared_memory import SharedArray\n"
+                 "from partrain.errors import PartrainError\n"
+                 "try:\n"
+                 "    SharedArray((2**40,), 'float32', 'test')\n"
+                 "except PartrainError as exc:\n"
+                 "    print('PartrainError:', exc)\n"
+                 "    sys.exit(0)\n"
+                 "print('no error')\n"
+                 "sys.exit(3)\n")
+
+
 def test_huge_shared_array_raises_partrain_error(tmp_path):
     # NOT run unguarded: an anonymous memfd lives on the kernel's internal tmpfs mount,
     # which has no size limit, so posix_fallocate(4 TiB) would allocate page after page
     # until the machine runs out of memory (OOM killer) before it fails. RLIMIT_FSIZE makes
     # the same request fail at once (EFBIG), which exercises SharedArray's error path.
-    code = (
-        "import resource, signal, sys\n"
-        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
-        "resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 30, 1 << 30))\n"
-        "from partrain.engine.process import SharedArray\n"
-        "from partrain.errors import PartrainError\n"
-        "try:\n"
-        "    SharedArray((2**40,), 'float32', 'test')\n"
-        "except PartrainError as exc:\n"
-        "    print('PartrainError:', exc)\n"
-        "    sys.exit(0)\n"
-        "print('no error')\n"
-        "sys.exit(3)\n")
+    code = ("import resource, signal\n"
+            "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+            "resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 30, 1 << 30))\n" + ASK_FOR_4_TIB)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=tmp_path, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.startswith("PartrainError:") and "shared memory" in proc.stdout, \
         proc.stdout
     assert proc.stdout.count("\n") == 1 and "Traceback" not in proc.stderr
-    assert not shm_leftovers()
+    assert not shm_entries()
 
 
 def test_shared_array_larger_than_memory_is_refused_before_allocating(tmp_path):
     # Bounded: the child is SIGKILLed as soon as its memfd holds 64 MiB, or the machine's
     # available memory fell by 512 MiB, or after 20 s, whichever comes first.
-    code = ("from partrain.engine.process import SharedArray\n"
-            "from partrain.errors import PartrainError\n"
-            "try:\n"
-            "    SharedArray((2**40,), 'float32', 'test')\n"
-            "except PartrainError as exc:\n"
-            "    print('PartrainError:', exc)\n")
     available = psutil.virtual_memory().available
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
-                            cwd=tmp_path)
+    proc = subprocess.Popen([sys.executable, "-c", ASK_FOR_4_TIB], stdout=subprocess.PIPE,
+                            text=True, cwd=tmp_path)
     held, t0 = 0, time.monotonic()
     try:
         while proc.poll() is None and time.monotonic() - t0 < 20:
@@ -707,15 +555,22 @@ def _cases(table):
             if spec[-1] else case for case, spec in table.items()]
 
 
+def assert_refused_with_one_line(case, outcome, expected_rc, text):
+    """The case's command exited ``expected_rc``, cleanly, its one line holding ``text``,
+    leaving nothing behind. Returns the case's run directory."""
+    rc, out, err, run = outcome
+    line = check_clean_exit(rc, out, err, expected_rc, what=case)
+    assert text in line, line
+    assert_no_leftovers()
+    return run
+
+
 @pytest.mark.parametrize("case", _cases(DAMAGED))
 def test_damaged_file_is_refused_with_one_line(case, one_line_outcomes, base_run):
     """7. Corrupt checkpoints, config.json and model.h5: one line, exit 1 (2 where the
     file is missing); the damaged file is left as it was for the user to inspect."""
     _, command, expected_rc, text, _ = DAMAGED[case]
-    rc, out, err, run = one_line_outcomes[case]
-    line = check_clean_exit(rc, out, err, expected_rc, what=case)
-    assert text in line, line
-    assert_no_leftovers()
+    run = assert_refused_with_one_line(case, one_line_outcomes[case], expected_rc, text)
     if command is RESUME:   # a refused resume changes nothing in the run directory
         assert h5_arrays(run / "model.h5") == h5_arrays(base_run / "model.h5")
 
@@ -724,11 +579,8 @@ def test_damaged_file_is_refused_with_one_line(case, one_line_outcomes, base_run
 def test_bad_request_is_refused_with_one_line(case, one_line_outcomes, base_run):
     """6, 8, 9, 10: conflicting or shortening --resume flags, malformed --data, a negative
     seed, a diverging run, an absurd worker count."""
-    command, expected_rc, text, _ = REFUSED[case]
-    rc, out, err, run = one_line_outcomes[case]
-    line = check_clean_exit(rc, out, err, expected_rc, what=case)
-    assert text in line, line
-    assert_no_leftovers()
+    _, expected_rc, text, _ = REFUSED[case]
+    run = assert_refused_with_one_line(case, one_line_outcomes[case], expected_rc, text)
     if case.startswith("resume-"):   # a refused resume changes nothing in the run directory
         assert h5_arrays(run / "checkpoint.h5") == h5_arrays(base_run / "checkpoint.h5")
         assert history_rows(run / "history.csv") == history_rows(base_run / "history.csv")

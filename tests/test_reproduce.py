@@ -1,34 +1,25 @@
-"""Short versions of the seed experiments (scripts/reproduce.py): each catches a change
-that breaks what a preset learns, and the same experiment run twice gives the same
-history and parameters.
+"""Short versions of the seed experiments (scripts/experiments/reproduce.py): each
+catches a change that breaks what a preset learns, and the same experiment run twice
+gives the same history and parameters.
 """
 
-import csv
 import subprocess
-import sys
 
-import h5py
 import numpy as np
 import pytest
 
-CLI = [sys.executable, "-m", "partrain.cli", "train", "--no-progress"]
-TIMING = {"seconds", "worker_seconds", "overhead_seconds", "eval_seconds"}
+from partrain.testing import CLI, h5_arrays, history_rows
 
 
 def train(tmp_path, name, *flags):
     out = tmp_path / name
-    r = subprocess.run(CLI + ["--out", str(out), *flags], capture_output=True, text=True,
-                       timeout=300)
+    r = subprocess.run([*CLI, "train", "--no-progress", "--out", str(out), *flags],
+                       capture_output=True, text=True, timeout=300)
     return r, out
 
 
-def history(out):
-    with open(out / "history.csv") as f:
-        return [{k: v for k, v in row.items() if k not in TIMING} for row in csv.DictReader(f)]
-
-
 def last_eval(out):
-    rows = [r for r in history(out) if r["train_acc"]]
+    rows = [r for r in history_rows(out / "history.csv") if r["train_acc"]]
     return {k: float(v) for k, v in rows[-1].items() if v and k.endswith("_acc")}
 
 
@@ -38,14 +29,11 @@ def test_the_same_experiment_twice_gives_the_same_history_and_parameters(tmp_pat
              "--augment", "shift=2"]
     (a, out_a), (b, out_b) = train(tmp_path, "a", *flags), train(tmp_path, "b", *flags)
     assert a.returncode == 0 and b.returncode == 0, a.stderr + b.stderr
-    assert history(out_a) == history(out_b)
-    with h5py.File(out_a / "model.h5") as fa, h5py.File(out_b / "model.h5") as fb:
-        keys = []
-        fa.visit(keys.append)
-        datasets = [k for k in keys if isinstance(fa[k], h5py.Dataset)]
-        assert "best/c1.W" in datasets
-        for k in datasets:
-            assert fa[k][()].tobytes() == fb[k][()].tobytes(), k
+    assert history_rows(out_a / "history.csv") == history_rows(out_b / "history.csv")
+    a, b = h5_arrays(out_a / "model.h5"), h5_arrays(out_b / "model.h5")
+    assert "best/c1.W" in a
+    for k in a:
+        assert a[k] == b[k], k
 
 
 def test_seed_003_reaches_full_training_accuracy(tmp_path):
@@ -58,7 +46,7 @@ def test_classic_lenet5_learns_within_its_first_epoch(tmp_path):
     r, out = train(tmp_path, "l", "--model", "lenet5", "--dataset", "digits32", "--epochs", "1",
                    "--eval-every", "15")
     assert r.returncode == 0, r.stderr
-    first = next(row for row in history(out) if row["test_acc"])
+    first = next(row for row in history_rows(out / "history.csv") if row["test_acc"])
     assert float(first["test_acc"]) > 0.5   # no plateau at chance (0.1) for 15 steps
     assert last_eval(out)["test_acc"] > 0.8
 

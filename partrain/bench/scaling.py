@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.datasets import DATASETS, load_dataset
+from ..data import open_data
 from ..engine import make_engine
 from ..presets import build_model
 from ..run.files import atomic_path, write_csv, write_json, write_text
@@ -105,7 +105,8 @@ def run_scaling(model_name, dataset, data_dir=None, workers=(1, 2), batch_sizes=
     from ..machine import machine_info, physical_cores
     from ..train.settings import default_chunk_size
 
-    X, y = load_dataset(dataset, "train", data_dir, dtype)
+    data = open_data(dataset=dataset, data_dir=data_dir, dtype=dtype)
+    X, y = data.train
     cores = physical_cores()
     name = name or f"{model_name}-{dtype}"
     rows = []
@@ -116,12 +117,12 @@ def run_scaling(model_name, dataset, data_dir=None, workers=(1, 2), batch_sizes=
         configs = {}
         for w in workers:
             m = build_model(model_name, seed=0, dtype=dtype, input_shape=X.shape[1:],
-                            num_classes=DATASETS[dataset].num_classes)
+                            num_classes=data.num_classes)
             configs[f"{w} workers"] = (w, make_engine(m, {"train": (X, y)}, chunk, backend="process",
                                                       workers=w, max_batch=batch))
         if baselines:
             m = build_model(model_name, seed=0, dtype=dtype, input_shape=X.shape[1:],
-                            num_classes=DATASETS[dataset].num_classes)
+                            num_classes=data.num_classes)
             configs["blas"] = (cores, make_engine(m, {"train": (X, y)}, batch, backend="serial",
                                                   max_batch=batch, blas_threads=cores))
         samples = {k: [] for k in configs}

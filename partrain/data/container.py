@@ -17,7 +17,10 @@ from ..errors import UsageError
 
 @dataclass
 class Data:
-    """X arrays are (N, C, H, W) in the model dtype, y arrays (N,) int64."""
+    """The arrays of a run: each split an (X, y) pair, X (N, C, H, W) in the model
+    dtype, y (N,) int64; val and test may be absent. ``name``: the dataset's name, the
+    file's path or "arrays"; ``class_names``: the class folders' names (image folders
+    only)."""
 
     train: tuple
     val: tuple | None = None
@@ -52,14 +55,14 @@ def hold_out_validation(data: Data, fraction, seed):
     Which samples move depends on (seed, N, fraction) only, never on the worker count.
     """
     if data.val is not None:
-        raise UsageError("this data already has a validation split; drop --val-split")
+        raise UsageError("this data already has a validation split; drop `validation_split`")
     if not 0 < fraction < 1:
-        raise UsageError(f"--val-split must lie in (0, 1), got {fraction}")
+        raise UsageError(f"`validation_split` must lie in (0, 1), got {fraction}")
     X, y = data.train
     n_val = int(round(fraction * len(X)))
     if not 1 <= n_val < len(X):
-        raise UsageError(f"--val-split {fraction} of {len(X)} training samples leaves an "
-                         "empty split")
+        raise UsageError(f"`validation_split` {fraction} of {len(X)} training samples leaves "
+                         "an empty split")
     order = np.random.default_rng([seed, 7]).permutation(len(X))   # 7: not the sampler's stream
     val, train = np.sort(order[:n_val]), np.sort(order[n_val:])
     return Data(train=(X[train], y[train]), val=(X[val], y[val]), test=data.test,

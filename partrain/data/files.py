@@ -1,4 +1,5 @@
-"""Your own data: ``load_data_file(path, dtype="float32")`` reads one file or folder.
+"""Your own data: ``load_data_file(path, dtype="float32")`` reads one file or folder
+into a :class:`partrain.data.container.Data` named after ``path``.
 
 Accepted inputs:
 
@@ -28,7 +29,7 @@ one, and must be at least 2. Each split has as many labels as images; val and te
 images have train's shape.
 
 Size limit: an array whose declared size (in the zip directory, the .npy or HDF5
-header, or once converted to ``dtype``) exceeds ``partrain.data.datasets.MAX_ARRAY_BYTES``
+header, or once converted to ``dtype``) exceeds ``partrain.data.checks.MAX_ARRAY_BYTES``
 (8 GiB, or 60% of the memory if smaller) is refused before it is read, so a zip bomb
 is never decompressed.
 
@@ -39,26 +40,14 @@ from __future__ import annotations
 
 import warnings
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from .datasets import (as_images, as_labels, check_numeric, check_size, declared_bytes,
-                   h5_dataset)
 from ..errors import DataError, UsageError
-
-
-@dataclass
-class DataFile:
-    train: tuple                      # (X float (N, C, H, W), y int64 (N,))
-    val: tuple | None
-    test: tuple | None
-    num_classes: int
-    class_names: list[str] | None     # image folders only
-    source: str                       # the path read
-    input_shape: tuple                # (C, H, W)
+from .checks import as_images, as_labels, check_numeric, check_size, declared_bytes, h5_dataset
+from .container import Data
 
 
 # split -> (names for its images, names for its labels), first the preferred one
@@ -71,16 +60,17 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "I;16N"}
 
 
-def load_data_file(path, dtype="float32") -> DataFile:
-    """Read a .npz, .h5/.hdf5 file or an image folder (see the module docstring)."""
-    path, dtype = Path(path), _float_dtype(dtype)
+def load_data_file(path, dtype="float32") -> Data:
+    """Read a .npz, .h5/.hdf5 file or an image folder (see the module docstring) into a
+    Data named ``str(path)``, its pixels in ``dtype``; class_names for image folders only."""
+    name, path, dtype = str(path), Path(path), _float_dtype(dtype)
     with warnings.catch_warnings():
         # Problems surface as DataError, never as printed warnings (Pillow warns about
         # palette transparency, for one); a decompression bomb becomes an error.
         warnings.simplefilter("ignore")
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         splits, class_names = _read(path, dtype)
-    return _assemble(path, splits, class_names)
+    return _assemble(path, name, splits, class_names)
 
 
 def _float_dtype(dtype) -> np.dtype:
@@ -109,20 +99,19 @@ def _read(path: Path, dtype):
     return readers[suffix](path, dtype), None
 
 
-def _assemble(path: Path, splits: dict, class_names) -> DataFile:
+def _assemble(path: Path, name: str, splits: dict, class_names) -> Data:
     shape = splits["train"][0].shape[1:]
-    for name, (X, _) in splits.items():
+    for split, (X, _) in splits.items():
         if X.shape[1:] != shape:
-            raise DataError(f"{path}: {name} images have shape {X.shape[1:]} but train "
+            raise DataError(f"{path}: {split} images have shape {X.shape[1:]} but train "
                             f"images {shape}; they must match")
     # Every split holds at least one image (as_images refuses empty arrays).
     num_classes = 1 + max(int(y.max()) for _, y in splits.values())
     if num_classes < 2:
         raise DataError(f"{path}: only one class (every label is 0); training needs at "
                         f"least 2")
-    return DataFile(train=splits["train"], val=splits.get("val"), test=splits.get("test"),
-                    num_classes=num_classes, class_names=class_names, source=str(path),
-                    input_shape=shape)
+    return Data(train=splits["train"], val=splits.get("val"), test=splits.get("test"),
+                num_classes=num_classes, name=name, class_names=class_names)
 
 
 # ----------------------------------------------------------------------------

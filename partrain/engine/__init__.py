@@ -2,15 +2,25 @@
 
 Backends follow joblib's pattern: one small base class (:class:`Engine`), a registry
 by name (:data:`BACKENDS`), each backend one module that owns its worker count. Only
-this package knows which backend runs; the trainer gets an engine from
-:func:`make_engine`.
+this package knows which backend runs and which process (MPI rank) this is; above it,
+code gets an engine from :func:`make_engine` and calls :meth:`Engine.run`, or calls
+:func:`forward_scores`, and ends a command with :func:`end_process`.
+
+Modules: ``partition`` (chunks, ranges, the one reduction), ``messages`` (tasks and
+replies), ``worker`` (what a worker does with a task), ``base`` (the coordinator's
+side), ``host`` (BLAS threads, allocator, memory), ``worker_count``, ``shared_memory``,
+and one module per backend: ``serial``, ``process``, ``mpi``.
 """
 
 import importlib
 import os
 
+import numpy as np
+
 from ..errors import UsageError
-from .base import Engine, StepStats, assign_chunks, chunk_bounds, param_ranges
+from .base import Engine, StepStats
+from .partition import EVAL_CHUNK
+from .worker_count import check_worker_count
 
 # name -> "module:class", imported only when chosen (mpi4py is optional).
 BACKENDS = {
@@ -18,6 +28,10 @@ BACKENDS = {
     "process": "partrain.engine.process:ProcessEngine",
     "mpi": "partrain.engine.mpi:MPIEngine",
 }
+
+# Every way chunk gradients can be added; "ordered" (chunk order: the same bits on any
+# worker count) is the default and every backend's; see Engine.reductions.
+REDUCTIONS = ("ordered", "allreduce")
 
 # Set in every rank by the launchers of MPICH, Open MPI, Intel MPI and Slurm.
 _MPI_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS", "PMIX_SIZE")
@@ -34,13 +48,15 @@ def launched_by_mpi():
     return False
 
 
-def is_main_process():
-    """True except in MPI ranks > 0 (which neither print nor write outputs)."""
-    if not launched_by_mpi():
-        return True
-    from .mpi import _comm
+def begin_process():
+    """Call as a command starts: a process that only serves another (an MPI rank > 0)
+    says nothing, so a job prints each line once."""
+    if launched_by_mpi():
+        from .. import log
+        from .mpi import rank
 
-    return _comm().Get_rank() == 0
+        if rank() > 0:
+            log.silence()
 
 
 def end_process(exit_code):
@@ -85,6 +101,19 @@ def make_engine(model, splits, chunk_size, backend=None, workers="auto", max_bat
     return cls(model, splits, chunk_size, workers=workers, max_batch=max_batch, **options)
 
 
-__all__ = ["Engine", "StepStats", "chunk_bounds", "assign_chunks", "param_ranges",
-           "make_engine", "choose_backend", "backend_class", "launched_by_mpi",
-           "is_main_process", "end_process", "BACKENDS"]
+def forward_scores(model, X, y=None, workers="auto"):
+    """A forward pass over images X (N, *input_shape) on every core (every rank under
+    MPI). Returns (scores (N, K), mean loss, accuracy); loss and accuracy are None
+    without labels y (N,). A split of one evaluation chunk or less runs here, in this
+    process: starting workers would cost more than it saves."""
+    labels = np.zeros(len(X), np.int64) if y is None else y
+    backend = "serial" if len(X) <= EVAL_CHUNK and not launched_by_mpi() else None
+    engine = make_engine(model, {"train": (X, labels)}, EVAL_CHUNK, backend=backend,
+                         workers=workers)
+    loss, accuracy, scores = engine.run(lambda e: e.evaluate("train", want_scores=True))
+    return (scores, None, None) if y is None else (scores, loss, accuracy)
+
+
+__all__ = ["Engine", "StepStats", "BACKENDS", "REDUCTIONS", "EVAL_CHUNK", "make_engine", "forward_scores",
+           "choose_backend", "backend_class", "check_worker_count", "launched_by_mpi",
+           "begin_process", "end_process"]

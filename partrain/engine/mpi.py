@@ -15,9 +15,13 @@ it is given. Per step only these travel:
    range; it adds them *in chunk order* (:func:`sum_chunks`, the one reduction every
    backend uses) and ``Gatherv`` brings the ranges to rank 0. A plain float
    ``Allreduce`` would add in an order that depends on the rank count, so the bits
-   would change with it; ``scripts/mpi_cost.py`` measures what the ordered exchange
+   would change with it; ``scripts/benchmarks/mpi_cost.py`` measures what the ordered exchange
    costs against it (results/mpi/).
 3. ``gather`` of each rank's loss sums (Python floats, exact).
+
+:meth:`MPIEngine.run` is the one entry: every rank calls it with the same function;
+rank 0 runs it while the others serve, and every rank returns its result (or raises
+its error), so code above the engine never asks which rank it is on.
 
 Faults: MPI ends the whole job when a rank dies (that is MPI's model, and partrain
 does not hide it); the last checkpoint then resumes, with any number of ranks or
@@ -31,16 +35,24 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import signals
+from .. import log, signals
 from ..errors import UsageError
-from .base import (Engine, Worker, assign_chunks, chunk_bounds, keep_freed_memory,
-                   one_blas_thread, param_ranges, raise_worker_error, sum_chunks)
+from .base import Engine, raise_failure
+from .host import keep_freed_memory, one_blas_thread
+from .messages import Failure
+from .partition import assign_chunks, chunk_bounds, param_ranges, sum_chunks
+from .worker import Worker
 
 
-def _comm():
+def world():
+    """MPI_COMM_WORLD (imports mpi4py, which initialises MPI, on first use)."""
     from mpi4py import MPI
 
     return MPI.COMM_WORLD
+
+
+def rank():
+    return world().Get_rank()
 
 
 class MPIEngine(Engine):
@@ -52,11 +64,11 @@ class MPIEngine(Engine):
 
     @classmethod
     def default_workers_for(cls):
-        return _comm().Get_size()
+        return world().Get_size()
 
     def __init__(self, model, splits, chunk_size, workers="auto", max_batch=None,
                  reduction="ordered"):
-        comm = _comm()
+        comm = world()
         size = comm.Get_size()
         if workers not in (None, "auto", size):
             raise UsageError(f"under MPI every rank is a worker: --workers {workers} does not "
@@ -67,9 +79,30 @@ class MPIEngine(Engine):
         self.ranges = param_ranges(model.num_params, size)
         self._blas = None
 
-    @property
-    def is_coordinator(self):
-        return self.rank == 0
+    def run(self, main):
+        """Every rank: start together; rank 0 calls ``main(engine)`` while the others
+        serve it; every rank returns main's result, or raises its error."""
+        self.start()
+        if self.rank > 0:
+            try:
+                self.serve()
+            finally:
+                self.close()
+            outcome, value = self.comm.bcast(None)
+            _released[0] = True   # the job ended together: nobody waits for this rank
+            if outcome == "raised":
+                value.said_elsewhere = True   # rank 0 reports it, once for the job
+                raise value
+            return value
+        try:
+            result = main(self)
+        except BaseException as exc:
+            self.close()
+            self.comm.bcast(("raised", exc))
+            raise
+        self.close()
+        self.comm.bcast(("returned", result))
+        return result
 
     # -- lifecycle --------------------------------------------------------------
     def _start(self):
@@ -95,7 +128,7 @@ class MPIEngine(Engine):
         if self.rank == 0:
             signals.check()
 
-    def close(self):
+    def _close(self):
         if getattr(self, "running", False) and self.rank == 0:
             self.comm.bcast(("stop",))
             _released[0] = True
@@ -121,8 +154,8 @@ class MPIEngine(Engine):
         """One exchange or reduction; rank 0 calls it with the header it broadcast."""
         if header[0] == "exchange":
             self.comm.Bcast(self.worker.a["params"])
-            msg = header[1].get(self.rank)
-            reply = self.worker.reply(msg) if msg is not None else None
+            task = header[1].get(self.rank)
+            reply = self.worker.reply(task) if task is not None else None
             return self.comm.gather(reply)
         _, n_chunks, batch = header
         if self.reduction == "allreduce":
@@ -130,21 +163,21 @@ class MPIEngine(Engine):
         else:
             self._ordered_reduce(n_chunks, batch)
 
-    def _exchange(self, messages):
-        header = ("exchange", messages)
+    def _exchange(self, tasks):
+        header = ("exchange", tasks)
         self.comm.bcast(header)
         replies = self._handle(header)
         out = {}
         for rank, reply in enumerate(replies):
             if reply is None:
                 continue
-            if reply[0] == "error":
-                raise_worker_error(reply, f"rank {rank}")
+            if isinstance(reply, Failure):
+                raise_failure(reply, f"rank {rank}")
             out[rank] = reply
         self._check_stop()
         return out
 
-    def _reduce(self, n_chunks, batch):
+    def _reduce(self, n_chunks, batch, what):
         header = ("reduce", n_chunks, batch)
         self.comm.bcast(header)
         self._handle(header)
@@ -192,10 +225,11 @@ _open_engines = []   # engines started and not yet closed in this rank
 
 def abort_if_others_wait(code):
     """End every rank with MPI_Abort when this rank fails while the others may still be
-    waiting for it (any rank > 0, or rank 0 before it released them): a job must end,
-    not hang. A clean stop of rank 0 has already released the others."""
-    comm = _comm()
-    if comm.Get_size() > 1 and (comm.Get_rank() > 0 or _open_engines or not _released[0]):
+    waiting for it (a rank > 0 before the job's outcome was shared, or rank 0 before it
+    released them): a job must end, not hang. A job that ended together (its outcome
+    shared by :meth:`MPIEngine.run`, error or not) ends without an abort."""
+    comm = world()
+    if comm.Get_size() > 1 and (_open_engines or not _released[0]):
         comm.Abort(code)
 
 

@@ -8,11 +8,7 @@ that the coordinator hands to its workers as an inherited file descriptor:
   in-place update *is* the broadcast;
 * ``slots`` (max_chunks, P): one gradient sum per chunk; ``grad`` (P,): their mean.
 
-An anonymous file has no name in ``/dev/shm``, so nothing can outlive the processes
-that map it, whatever kills them (SIGKILL of the whole process group included), and
-no run can trip over another's leftovers. Its space is reserved up front
-(``posix_fallocate``): too little memory is one clear error at start, not a SIGBUS
-in the middle of a step.
+(:mod:`.shared_memory`: anonymous, so nothing outlives the processes that map it.)
 
 Workers are started with ``python -c`` (not ``multiprocessing``), so they never
 re-import the user's ``__main__``: a script needs no ``if __name__ == "__main__"``
@@ -22,7 +18,7 @@ classes defined in ``__main__`` or a notebook *by value*, where the standard pic
 would only name them and fail in the worker.
 
 A step sends each worker a small message over its socket (its chunks' sample indices,
-or its parameter range to reduce); see :mod:`partrain.engine.base` for the messages.
+or its parameter range to reduce); see :mod:`.messages`.
 
 Failures: the coordinator waits on the sockets and the process handles with a short
 timeout, so a dead worker is noticed at once and a stop request within a fraction of a
@@ -37,7 +33,6 @@ terminal's Ctrl-C or hang-up reaches only the coordinator, which stops them clea
 from __future__ import annotations
 
 import ctypes
-import mmap
 import os
 import signal
 import socket
@@ -54,66 +49,19 @@ import psutil
 
 from .. import signals
 from ..errors import HungWorkerError, PartrainError, WorkerError
-from .base import (Engine, Worker, keep_freed_memory, one_blas_thread, param_ranges,
-                   raise_worker_error)
+from ..log import info
+from .base import Engine, raise_failure
+from .host import keep_freed_memory, one_blas_thread
+from .messages import Failure, ReduceTask, Stop
+from .partition import param_ranges
+from .shared_memory import SharedArray
+from .worker import Worker
 
 POLL_SECONDS = 0.2         # how often waits look at stop requests and worker health
 START_TIMEOUT = 120.0      # a worker not ready by then counts as a failed start
 SPAWN_ATTEMPTS = 3         # starts tried before the run stops with an error
 RETRIES_PER_MESSAGE = 3    # replacements of one worker within one message
 HANG_FACTOR, HANG_FLOOR, HANG_FIRST = 20.0, 10.0, 300.0   # seconds, see allowed_seconds
-
-
-class SharedArray:
-    """A numpy array in an anonymous shared-memory file, inheritable by child processes.
-
-    ``spec`` (fd, shape, dtype) is what a child needs to map it.
-    """
-
-    def __init__(self, shape, dtype, what):
-        dtype = np.dtype(dtype)
-        self.size = max(int(np.prod(shape, dtype=np.int64)) * dtype.itemsize, 1)
-        available = psutil.virtual_memory().available
-        if self.size > available:   # reserving it would only wake the OOM killer
-            raise PartrainError(
-                f"{what} needs {self.size / 2**20:,.0f} MiB of shared memory, only "
-                f"{available / 2**20:,.0f} MiB are available; use a smaller --batch-size "
-                "or dataset, or free memory")
-        self.fd = _anonymous_file(f"partrain-{what}")
-        try:
-            os.ftruncate(self.fd, self.size)
-            os.posix_fallocate(self.fd, 0, self.size)
-        except OSError as exc:
-            os.close(self.fd)
-            raise PartrainError(
-                f"cannot reserve {self.size / 2**20:.0f} MiB of shared memory for {what} "
-                f"({exc.strerror}); use a smaller --batch-size or dataset, or free memory") from None
-        self.map = mmap.mmap(self.fd, self.size)
-        self.array = np.ndarray(shape, dtype=dtype, buffer=self.map)
-        self.spec = (self.fd, tuple(shape), dtype.str)
-
-    @staticmethod
-    def attach(spec):
-        fd, shape, dtype = spec
-        dtype = np.dtype(dtype)
-        size = max(int(np.prod(shape, dtype=np.int64)) * dtype.itemsize, 1)
-        return np.ndarray(shape, dtype=dtype, buffer=mmap.mmap(fd, size))
-
-    def close(self):
-        # The mapping is not closed by hand: arrays handed out (a gradient, a parameter
-        # view) keep it alive through their base, and it is unmapped when the last of
-        # them goes. Closing it under them would make reading them a segfault.
-        self.array = self.map = None
-        os.close(self.fd)
-
-
-def _anonymous_file(name):
-    if hasattr(os, "memfd_create"):
-        return os.memfd_create(name, os.MFD_CLOEXEC)
-    # Elsewhere (macOS): a temporary file, unlinked at once, so it has no name either.
-    fd, path = tempfile.mkstemp(prefix=name)
-    os.unlink(path)
-    return fd
 
 
 # ----------------------------------------------------------------------------
@@ -143,10 +91,10 @@ def worker_main():
         conn.send(("ready", os.getpid()))
         with one_blas_thread():
             while True:
-                msg = conn.recv()
-                if msg[0] == "stop":
+                task = conn.recv()
+                if isinstance(task, Stop):
                     return
-                conn.send(worker.reply(msg))
+                conn.send(worker.reply(task))
     except (EOFError, OSError, KeyboardInterrupt):
         return   # the coordinator is gone or stopping us: leave quietly
 
@@ -225,7 +173,7 @@ class _WorkerProcess:
 
     def stop(self, deadline):
         try:
-            self.conn.send(("stop",))
+            self.conn.send(Stop())
         except OSError:
             pass
         try:
@@ -322,7 +270,7 @@ class ProcessEngine(Engine):
                 proc.kill()
                 raise
 
-    def close(self):
+    def _close(self):
         deadline = time.monotonic() + 5.0
         for proc in self.procs:
             if proc is not None:
@@ -346,9 +294,10 @@ class ProcessEngine(Engine):
         return [p.proc.pid for p in self.procs]
 
     # -- one exchange -------------------------------------------------------------
-    def _reduce(self, n_chunks, batch):
+    def _reduce(self, n_chunks, batch, what):
         ranges = param_ranges(self.model.num_params, self.workers)
-        self._exchange({w: ("reduce", self.step_id, n_chunks, batch, lo, hi)
+        seq = self._next_seq()
+        self._exchange({w: ReduceTask(seq, what, n_chunks, batch, lo, hi)
                         for w, (lo, hi) in enumerate(ranges)})
 
     def allowed_seconds(self, kind):
@@ -358,14 +307,14 @@ class ProcessEngine(Engine):
         seen = self.durations[kind]
         return max(HANG_FLOOR, HANG_FACTOR * max(seen)) if seen else HANG_FIRST
 
-    def _exchange(self, messages):
-        pending = dict(messages)
-        retries = dict.fromkeys(messages, 0)
-        for w, msg in messages.items():
+    def _exchange(self, tasks):
+        pending = dict(tasks)
+        retries = dict.fromkeys(tasks, 0)
+        for w, task in tasks.items():
             try:
-                self.procs[w].send(msg)
+                self.procs[w].send(task)
             except OSError:   # died between steps: same recovery as dying mid-step
-                self._replace(w, msg, retries, "died")
+                self._replace(w, task, retries, "died")
         replies = {}
         while pending:
             busy = [self.procs[w] for w in pending]
@@ -380,35 +329,37 @@ class ProcessEngine(Engine):
                     except (EOFError, OSError):
                         reply = None
                 if reply is not None:
-                    if reply[0] == "error":
-                        raise_worker_error(reply, w)
-                    if reply[1] == self.step_id and reply[0] == pending[w][0]:
-                        replies[w] = reply
-                        proc.peak_rss = max(proc.peak_rss, reply[3])
-                        self.durations[reply[0]].append(reply[2])
-                        del pending[w]
-                    continue   # anything else is a late answer to an abandoned message
+                    task = pending[w]
+                    if (reply.kind, reply.seq) != (task.kind, task.seq):
+                        continue   # a late answer to a task given up on
+                    if isinstance(reply, Failure):
+                        raise_failure(reply, w)
+                    replies[w] = reply
+                    proc.peak_rss = max(proc.peak_rss, reply.peak_rss)
+                    self.durations[reply.kind].append(reply.seconds)
+                    del pending[w]
+                    continue
                 if proc.proc.poll() is not None:
                     self._replace(w, pending[w], retries, "died")
-                elif proc.silent_for() > self.allowed_seconds(pending[w][0]):
+                elif proc.silent_for() > self.allowed_seconds(pending[w].kind):
                     self._replace(w, pending[w], retries, "hung")
             # Nothing has changed the run's state yet: stopping here loses nothing.
             signals.check()
         return replies
 
-    def _replace(self, w, msg, retries, what):
-        """Kill worker ``w`` (dead or hung), start a new one and resend its message."""
+    def _replace(self, w, task, retries, what):
+        """Kill worker ``w`` (dead or hung), start a new one and resend its task."""
         old = self.procs[w]
         waited = old.silent_for() if hasattr(old, "sent_at") else 0.0
         old.kill()
         retries[w] += 1
         if retries[w] > RETRIES_PER_MESSAGE:
             error = HungWorkerError if what == "hung" else WorkerError
-            raise error(f"worker {w} {what} {retries[w]} times on step {msg[1]} "
-                        f"({msg[0]}); giving up")
+            raise error(f"worker {w} {what} {retries[w]} times on {task.what} "
+                        f"({task.kind}); giving up")
         if what == "hung":
-            print(f"partrain: worker {w} sent nothing for {waited:.1f} s (limit "
-                  f"{self.allowed_seconds(msg[0]):.1f} s); replacing it", file=sys.stderr)
+            info(f"worker {w} sent nothing for {waited:.1f} s (limit "
+                 f"{self.allowed_seconds(task.kind):.1f} s); replacing it")
         self.procs[w] = self._spawn(w)
         self.replacements += 1
-        self.procs[w].send(msg)
+        self.procs[w].send(task)

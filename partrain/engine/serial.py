@@ -10,7 +10,11 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from .. import signals
-from .base import Engine, Worker, keep_freed_memory, raise_worker_error, sum_chunks
+from .base import Engine, raise_failure
+from .host import keep_freed_memory
+from .messages import Failure
+from .partition import sum_chunks
+from .worker import Worker
 
 
 class SerialEngine(Engine):
@@ -33,18 +37,18 @@ class SerialEngine(Engine):
         # A stop request is honoured between chunks: nothing is half done there.
         self.worker = Worker(self.model, arrays, between_chunks=signals.check)
 
-    def close(self):
+    def _close(self):
         self.worker = None
 
-    def _exchange(self, messages):
+    def _exchange(self, tasks):
         replies = {}
         with threadpool_limits(limits=self.blas_threads, user_api="blas"):
-            for w, msg in messages.items():
-                reply = self.worker.reply(msg)
-                if reply[0] == "error":
-                    raise_worker_error(reply, "0 (serial)")
+            for w, task in tasks.items():
+                reply = self.worker.reply(task)
+                if isinstance(reply, Failure):
+                    raise_failure(reply, "0 (serial)")
                 replies[w] = reply
         return replies
 
-    def _reduce(self, n_chunks, batch):
+    def _reduce(self, n_chunks, batch, what):
         sum_chunks(self.worker.a["slots"][:n_chunks], batch, out=self.grad)

@@ -1,17 +1,22 @@
-"""The model layer: layers, losses, the Sequential container and the optimizers.
+"""The model layer: layers, initializers, losses, the Sequential container and the
+optimizers.
 
     from partrain.nn import Conv2D, ReLU, MaxPool2D, Flatten, Dense, Sequential
     from partrain.nn import SoftmaxCrossEntropy, Momentum
 """
 
-from .layers import (AvgPool2D, Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU, Sigmoid,
-                     Tanh, constant_init, normal_init, uniform_init, zeros_init)
+from .activations import ReLU, Sigmoid, Tanh
+from .conv import Conv2D
+from .dense import Dense, Flatten
+from .init import constant_init, normal_init, uniform_init, zeros_init
+from .layer import Layer
 from .losses import HalfSumSquares, SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy
 from .optim import OPTIMIZERS, SGD, Adam, Momentum, Nesterov, Optimizer, RMSProp, make_optimizer
-from .sequential import Sequential
+from .pool import AvgPool2D, MaxPool2D
+from .sequential import ParamSlot, Sequential
 
 __all__ = ["AvgPool2D", "Conv2D", "Dense", "Flatten", "Layer", "MaxPool2D", "ReLU", "Sigmoid",
            "Tanh", "constant_init", "normal_init", "uniform_init", "zeros_init",
            "HalfSumSquares", "SigmoidBinaryCrossEntropy", "SoftmaxCrossEntropy", "OPTIMIZERS",
            "SGD", "Adam", "Momentum", "Nesterov", "Optimizer", "RMSProp", "make_optimizer",
-           "Sequential"]
+           "ParamSlot", "Sequential"]

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .layers import sigmoid
+from .activations import sigmoid
 
 
 class Loss:
+    """Base of the losses: ``loss(scores, y) -> (loss_sum, dscores)``, with how scores
+    become labels and probabilities."""
+
     name = ""
 
     def __call__(self, scores, y):
@@ -93,6 +96,3 @@ class HalfSumSquares(Loss):
         diff = scores - target
         loss_sum = 0.5 * float(np.sum(diff * diff, dtype=np.float64))
         return loss_sum, diff
-
-
-LOSSES = {cls.name: cls for cls in (SoftmaxCrossEntropy, SigmoidBinaryCrossEntropy, HalfSumSquares)}

@@ -6,19 +6,35 @@ optimizer, broadcasting parameters to workers or saving a checkpoint is one arra
 operation on a flat vector, not a loop over layers.
 
 Any object with ``forward(x) -> (y, cache)`` and ``backward(dy, cache) -> (dx, grads)``
-can be a layer (see :class:`partrain.nn.layers.Layer`), including your own classes defined
+can be a layer (see :class:`partrain.nn.layer.Layer`), including your own classes defined
 in a script or a notebook: the engine sends the model itself to its workers.
 """
 
 from __future__ import annotations
 
 import copy
+from typing import NamedTuple
 
 import numpy as np
 
 from ..errors import UsageError
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+class ParamSlot(NamedTuple):
+    """Where one parameter lives in the model's flat buffer:
+    ``flat[offset : offset + size]``, reshaped to ``shape``."""
+
+    key: str        # "<layer name>.<parameter name>", as in model.params
+    layer: int      # index into model.layers
+    name: str       # the parameter's name inside its layer ("W", "b")
+    shape: tuple
+    offset: int
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
 
 
 def _named(layers):
@@ -82,28 +98,28 @@ class Sequential:
         # expensive part of backward.
         self.layers[0].need_dx = False
 
-        # Layout of the flat buffer: (key, layer index, local name, shape, offset).
-        self.layout = []
+        self.layout: list[ParamSlot] = []   # the flat buffer, parameter by parameter
         offset = 0
         for i, (lname, layer) in enumerate(named):
             for pname, pshape in _param_shapes(layer).items():
-                self.layout.append((f"{lname}.{pname}", i, pname, tuple(pshape), offset))
-                offset += int(np.prod(pshape))
+                slot = ParamSlot(f"{lname}.{pname}", i, pname, tuple(pshape), offset)
+                self.layout.append(slot)
+                offset += slot.size
         self.num_params = offset
         self.decay_mask = np.zeros(offset, dtype=bool)
-        for key, i, pname, shape, off in self.layout:
-            if pname in getattr(self.layers[i], "decay", ()):
-                self.decay_mask[off : off + int(np.prod(shape))] = True
+        for slot in self.layout:
+            if slot.name in getattr(self.layers[slot.layer], "decay", ()):
+                self.decay_mask[slot.offset : slot.offset + slot.size] = True
 
         rng = np.random.default_rng(seed)
         initial = [_init_params(layer, rng) for layer in self.layers]
         self.bind(np.empty(offset, dtype=self.dtype))
-        for key, i, pname, shape, off in self.layout:
-            value = np.asarray(initial[i][pname])
-            if value.shape != shape:
-                raise UsageError(f"layer {self.layer_names[i]}: initial {pname} has shape "
-                                 f"{value.shape}, param_shapes() says {shape}")
-            self.params[key][...] = value
+        for slot in self.layout:
+            value = np.asarray(initial[slot.layer][slot.name])
+            if value.shape != slot.shape:
+                raise UsageError(f"layer {self.layer_names[slot.layer]}: initial {slot.name} "
+                                 f"has shape {value.shape}, param_shapes() says {slot.shape}")
+            self.params[slot.key][...] = value
         if input_shape is not None:
             self.check_input(input_shape)
 
@@ -121,13 +137,13 @@ class Sequential:
         for layer in self.layers:
             if not hasattr(layer, "params"):
                 layer.params = {}
-        for key, i, pname, shape, off in self.layout:
-            self.layers[i].params[pname] = self.params[key]
+        for slot in self.layout:
+            self.layers[slot.layer].params[slot.name] = self.params[slot.key]
 
     def views(self, flat):
         """dict[key, ndarray]: named views of a flat vector laid out like the parameters."""
-        return {key: flat[off : off + int(np.prod(shape))].reshape(shape)
-                for key, _, _, shape, off in self.layout}
+        return {slot.key: flat[slot.offset : slot.offset + slot.size].reshape(slot.shape)
+                for slot in self.layout}
 
     def __getstate__(self):
         """Pickle the architecture and the parameter values once (not once per view)."""
@@ -190,9 +206,6 @@ class Sequential:
         X = np.asarray(X, dtype=self.dtype)
         parts = [self.forward(X[i : i + batch_size])[0] for i in range(0, len(X), batch_size)]
         return np.concatenate(parts)
-
-    def predict_labels(self, X, batch_size=512):
-        return self.loss.predict_labels(self.predict(X, batch_size))
 
     def loss_sum_and_grads(self, X, y, grad_out=None):
         """Data loss **summed** over the batch and its gradient, without weight decay.

@@ -42,6 +42,6 @@ def test_scale_run_writes_csv_markdown_plot_and_json(tmp_path):
     assert [r["chunk_size"] for r in result["rows"]] == [8, 8]
     text = (tmp_path / "t.md").read_text()
     assert "serial fraction" in text and "PROJECTION, not measured" in text
-    from helpers import shm_entries, worker_processes
+    from partrain.testing import shm_entries, worker_processes
 
     assert worker_processes() == [] and shm_entries() == []

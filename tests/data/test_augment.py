@@ -13,7 +13,7 @@ import pytest
 import partrain
 from partrain.data.augment import Augmentation, chunk_rng, parse
 from partrain.errors import PartrainError, UsageError
-from partrain.nn.layers import Conv2D, Dense, Flatten, MaxPool2D
+from partrain.nn import Conv2D, Dense, Flatten, MaxPool2D
 
 
 class FixedDraws:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import partrain.data.datasets
+import partrain.data.checks
 from partrain.data.files import load_data_file
 from partrain.errors import DataError, UsageError
 
@@ -34,7 +34,7 @@ def test_npz_nchw_uint8_round_trip(tmp_path):
     assert yd.dtype == np.int64 and yd.tolist() == y.tolist()
     assert d.num_classes == 3 and d.input_shape == (3, 4, 5)
     assert d.val is None and d.test is None and d.class_names is None
-    assert d.source == str(tmp_path / "d.npz")
+    assert d.name == str(tmp_path / "d.npz")
 
 
 def test_npz_nhwc_float_kept_as_is(tmp_path):
@@ -245,7 +245,7 @@ def test_bad_input_is_one_data_error(tmp_path, make, problem):
 
 def test_zip_bomb_is_refused_before_decompressing(tmp_path, monkeypatch):
     good()(tmp_path)                          # X member: 144 bytes of data plus header
-    monkeypatch.setattr(partrain.data.datasets, "MAX_ARRAY_BYTES", 100)
+    monkeypatch.setattr(partrain.data.checks, "MAX_ARRAY_BYTES", 100)
     monkeypatch.setattr(np, "load", lambda *a, **k: pytest.fail("np.load was called"))
     with pytest.raises(DataError, match=r"d.npz: X: the uncompressed zip member is \d+ "
                                         r"bytes, more than the limit of 100"):
@@ -267,7 +267,7 @@ def test_npy_header_declaring_more_than_the_member_holds(tmp_path):
 
 def test_images_too_large_for_memory_are_refused_before_decoding(tmp_path, monkeypatch):
     root = folder({"a/0.png": G, "b/0.png": G})(tmp_path)
-    monkeypatch.setattr(partrain.data.datasets, "MAX_ARRAY_BYTES", 100)
+    monkeypatch.setattr(partrain.data.checks, "MAX_ARRAY_BYTES", 100)
     with pytest.raises(DataError, match="2 images of shape .* more than the limit"):
         load_data_file(root)
 

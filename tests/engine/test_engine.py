@@ -18,24 +18,18 @@ import numpy as np
 import psutil
 import pytest
 
-from helpers import alive, data_for, make_trainer, memfd_links, shm_entries, worker_processes
-from partrain.nn import layers as L
-from partrain.engine import (assign_chunks, chunk_bounds, choose_backend, make_engine,
-                             param_ranges)
-from partrain.engine.base import EVAL_CHUNK
+import partrain.nn as L
+from partrain.engine import choose_backend, make_engine
+from partrain.engine.partition import EVAL_CHUNK, assign_chunks, chunk_bounds, param_ranges
 from partrain.errors import UsageError, WorkerError
 from partrain.nn.losses import SoftmaxCrossEntropy
 from partrain.nn.sequential import Sequential
 from partrain.presets import build_model
+from partrain.testing import (Scale, alive, data_for, make_trainer, memfd_links, shm_entries,
+                              worker_processes)
 
 
-@pytest.fixture(autouse=True)
-def one_blas_thread():
-    """The tests' own model calls in this process: threaded BLAS only spins here."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 def train_params(tmp_path, tag, **kw):
@@ -88,7 +82,7 @@ def test_backend_choice_and_bad_engine_arguments():
         choose_backend("gpu")
     model = build_model("digits123")
     X, y = data_for("digits123").train
-    with pytest.raises(UsageError, match="chunk-size"):
+    with pytest.raises(UsageError, match="chunk_size"):
         make_engine(model, {"train": (X, y)}, 0)
     with pytest.raises(UsageError, match="workers"):
         make_engine(model, {"train": (X, y)}, 8, backend="process", workers=0)
@@ -197,21 +191,10 @@ def _local_model(seed=0, dtype="float64"):
     """A model with a layer class defined inside a function: importable by no worker,
     so it must travel by value."""
 
-    class Scale(L.Layer):
-        decay = ("s",)
+    class LocalScale(Scale):
+        pass
 
-        def __init__(self, channels):
-            super().__init__()
-            self.params = {"s": np.linspace(0.5, 1.5, channels)}
-
-        def forward(self, x):
-            return x * self.params["s"][None, :, None, None], x
-
-        def backward(self, dy, x):
-            ds = (dy * x).sum(axis=(0, 2, 3))
-            return dy * self.params["s"][None, :, None, None], {"s": ds}
-
-    layers = [L.Conv2D(1, 4, 3), Scale(4), L.ReLU(), L.Flatten(), L.Dense(4 * 4 * 4, 3)]
+    layers = [L.Conv2D(1, 4, 3), LocalScale(4), L.ReLU(), L.Flatten(), L.Dense(4 * 4 * 4, 3)]
     return Sequential(layers, SoftmaxCrossEntropy(), input_shape=(1, 6, 6), seed=seed,
                       dtype=dtype, name="local")
 
@@ -281,7 +264,7 @@ def test_sigkilled_worker_is_replaced_and_bytes_are_unchanged(tmp_path):
         deadline = time.time() + 120
         while time.time() < deadline:
             engine = getattr(trainer, "engine", None)
-            if engine is not None and engine.step_id >= 4 and engine.procs:
+            if engine is not None and engine.seq >= 4 and engine.procs:
                 pid = engine.worker_pids[0]
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
@@ -330,12 +313,12 @@ def test_worker_killed_before_the_reduction_is_replaced_and_sums_its_range():
         real_reduce = engine._reduce
         killed = []
 
-        def reduce_after_a_death(n_chunks, batch):
+        def reduce_after_a_death(n_chunks, batch, what):
             pid = engine.worker_pids[0]
             os.kill(pid, signal.SIGKILL)
             psutil.Process(pid).wait(timeout=5)
             killed.append(pid)
-            return real_reduce(n_chunks, batch)
+            return real_reduce(n_chunks, batch, what)
 
         engine._reduce = reduce_after_a_death
         loss, grad = engine.gradient(np.arange(96))
@@ -430,7 +413,7 @@ def test_arrays_handed_out_stay_readable_after_close():
     script = """if True:
         import numpy as np
         from partrain.engine import make_engine
-        from partrain.names import open_data
+        from partrain.data import open_data
         from partrain.presets import build_model
         d = open_data(dataset="digits123")
         m = build_model("digits123")

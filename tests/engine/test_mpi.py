@@ -82,7 +82,7 @@ USER_SCRIPT = textwrap.dedent('''
     import sys
     import numpy as np
     import partrain
-    from partrain.nn.layers import Layer, Conv2D, Flatten, Dense
+    from partrain.nn import Layer, Conv2D, Flatten, Dense
 
     class LeakyReLU(Layer):   # defined in __main__, so workers must get it by value
         def __init__(self, slope=0.1):
@@ -192,4 +192,4 @@ def test_allreduce_mode_is_close_to_serial_and_refused_elsewhere(tmp_path, refer
     local_run = local(RUN + ["--steps", "2", "--workers", "2", "--reduction", "allreduce",
                              "--out", str(tmp_path / "local")])
     assert local_run.returncode == 2
-    assert "adds gradients ordered, not 'allreduce'" in local_run.stderr
+    assert "adds gradients ordered, not --reduction allreduce" in local_run.stderr

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from gradcheck import numeric_grad, rel_error
 from partrain.nn.losses import HalfSumSquares, SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy
+from partrain.testing import numeric_grad, rel_error
 
 
 @pytest.mark.parametrize("loss,shape,classes", [

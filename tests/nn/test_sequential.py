@@ -1,5 +1,5 @@
-"""Presets match their seeds, every preset's gradient is right (float64), and
-Sequential takes your own layers."""
+"""Sequential: parameters are named views of one flat buffer, the loss and its gradient
+(float64 central differences) and weight decay, and any layers, your own included."""
 
 import pickle
 
@@ -7,43 +7,12 @@ import cloudpickle
 import numpy as np
 import pytest
 
-from gradcheck import numeric_grad, rel_error, sample_coords
-from partrain.nn import layers as L
 from partrain.errors import UsageError
-from partrain.nn.losses import SoftmaxCrossEntropy
-from partrain.nn.sequential import Sequential
-from partrain.presets import LENET_C3_TABLE, PRESETS, build_model
+from partrain.nn import Conv2D, Dense, Flatten, SoftmaxCrossEntropy, Sequential, Tanh
+from partrain.presets import build_model
+from partrain.testing import Scale
 
-
-@pytest.fixture(autouse=True)
-def one_blas_thread():
-    """Tiny matrices: threaded BLAS only spins, and on a shared machine 10x slower."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
-
-
-def test_parameter_counts_match_the_seeds():
-    assert build_model("lenet5-cat").num_params == 198_581   # C3 table: 60 kernels
-    assert build_model("mnist-conv").num_params == 202_620   # no biases
-    assert build_model("lenet5").num_params == 60_806
-    assert build_model("digits123").num_params == 3 * 9 + 3 + 12 * 3 + 3
-
-
-def test_lenet_c3_table_has_60_connections():
-    assert sum(len(maps) for maps in LENET_C3_TABLE) == 60
-    assert LENET_C3_TABLE[0] == [0, 1, 2] and LENET_C3_TABLE[5] == [5, 0, 1]
-    assert LENET_C3_TABLE[6] == [0, 1, 2, 3] and LENET_C3_TABLE[15] == [0, 1, 2, 3, 4, 5]
-
-
-def test_lenet5_cat_init_follows_seed_000():
-    m = build_model("lenet5-cat", seed=3)
-    for key in ("c1.W", "c3.W", "c5.W", "f6.W"):   # U(-0.12, 0.12): std 0.069
-        assert np.abs(m.params[key]).max() <= 0.12 and m.params[key].std() > 0.05
-    assert 0 < abs(m.params["f6.b"].item()) <= 0.12   # theta's bias row is drawn too
-    for key in ("c1.b", "c3.b", "c5.b"):
-        assert not m.params[key].any()
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 def test_params_are_views_of_one_flat_buffer():
@@ -52,7 +21,16 @@ def test_params_are_views_of_one_flat_buffer():
     assert all(not p.any() for p in m.params.values())
     m.params["c1.W"][...] = 1
     assert m.flat.sum() == m.params["c1.W"].size
-    assert all(m.layers[i].params[pname] is m.params[key] for key, i, pname, _, _ in m.layout)
+    assert all(m.layers[s.layer].params[s.name] is m.params[s.key] for s in m.layout)
+
+
+def test_layout_names_each_parameter_and_its_slice_of_the_flat_buffer():
+    m = build_model("digits123")
+    first, last = m.layout[0], m.layout[-1]
+    assert (first.key, first.layer, first.name, first.shape, first.offset) == \
+        ("c1.W", 0, "W", (3, 1, 3, 3), 0)
+    assert [s.offset for s in m.layout[1:]] == [s.offset + s.size for s in m.layout[:-1]]
+    assert last.offset + last.size == m.num_params
 
 
 def test_bind_moves_every_view_to_the_new_buffer():
@@ -78,44 +56,6 @@ def test_default_dtype_is_float32_and_both_dtypes_start_equal():
     assert not np.array_equal(a.flat, c.flat)
     with pytest.raises(UsageError, match="unknown dtype"):
         build_model("lenet5", dtype="float16")
-
-
-def _objective(model, X, y, weight_decay):
-    """Mean loss plus 1/2 wd |W|^2 over the decayed weights, by forward passes only."""
-    loss_sum, _ = model.loss(model.forward(X)[0], y)
-    w = model.flat[model.decay_mask]
-    return loss_sum / len(X) + 0.5 * weight_decay * float(w @ w)
-
-
-def _check_model_gradient(model, X, y, rng, per_param=12, weight_decay=0.0):
-    loss, grads = model.loss_and_grads(X, y, weight_decay=weight_decay)
-    assert np.isfinite(loss)
-    assert loss == pytest.approx(_objective(model, X, y, weight_decay), rel=1e-12)
-    assert set(grads) == set(model.params)
-    for key, p in model.params.items():
-        coords = sample_coords(p.size, per_param, rng)
-        num = numeric_grad(lambda: _objective(model, X, y, weight_decay), p, h=1e-5,
-                           coords=coords)
-        assert rel_error(grads[key].reshape(-1)[coords], num) < 1e-6, key
-
-
-@pytest.mark.parametrize("name", [n for n, p in PRESETS.items() if p.is_gradient])
-def test_preset_gradients(name):
-    rng = np.random.default_rng(0)
-    model = build_model(name, seed=1, dtype="float64")
-    # Weights scaled by 1/sqrt(fan-in): every unit carries gradient and no sigmoid
-    # saturates (with a flat scale, lenet5-cat's output saturates and its data
-    # gradient is exactly zero, which would check nothing).
-    for key, p in model.params.items():
-        # Dense W is (in, out); Conv2D W is (out, in, k, k) or (connections, k, k).
-        fan_in = p.shape[0] if p.ndim == 2 else int(np.prod(p.shape[1:])) if p.ndim > 2 else 10
-        p[...] = rng.standard_normal(p.shape) / np.sqrt(fan_in)
-    X = rng.standard_normal((2,) + model.input_shape)
-    y = rng.integers(0, model.num_classes, size=2)
-    _, data_grads = model.loss_and_grads(X, y)
-    for key, g in data_grads.items():
-        assert np.abs(g).max() > 1e-8, f"{key}: zero data gradient checks nothing"
-    _check_model_gradient(model, X, y, rng, weight_decay=0.01)
 
 
 def test_weight_decay_applies_to_weights_not_biases():
@@ -156,53 +96,24 @@ def test_loss_sum_is_the_mean_times_the_batch_and_fills_a_given_buffer():
                                rtol=1e-14)
 
 
-def test_presets_adapt_to_other_image_sizes():
-    m = build_model("convnet3", input_shape=(1, 8, 8), num_classes=10)
-    assert m.predict(np.zeros((3, 1, 8, 8))).shape == (3, 10)
-    assert m.input_shape == (1, 8, 8) and m.num_classes == 10
-
-
-def test_impossible_geometry_is_a_usage_error():
-    with pytest.raises(UsageError, match="cannot take"):
-        build_model("lenet5-cat", input_shape=(3, 16, 16))
-    with pytest.raises(UsageError, match="2-class"):
-        build_model("lenet5-cat", num_classes=10)
-    with pytest.raises(UsageError, match="unknown model"):
-        build_model("alexnet")
-
-
 def test_predict_in_batches_equals_one_pass():
     m = build_model("digits123", seed=0, dtype="float64")
     X = np.random.default_rng(0).random((10, 1, 6, 6))
     np.testing.assert_allclose(m.predict(X, batch_size=3), m.forward(X)[0], rtol=1e-13)
 
 
+
+
 # ----------------------------------------------------------------------------
 # Your own layers and models
 # ----------------------------------------------------------------------------
 
-class Scale(L.Layer):
-    """A user's layer declared the simple way: initial values in self.params."""
-
-    decay = ("s",)
-
-    def __init__(self, channels):
-        super().__init__()
-        self.params = {"s": np.linspace(0.5, 1.5, channels)}
-
-    def forward(self, x):
-        return x * self.params["s"][None, :, None, None], x
-
-    def backward(self, dy, x):
-        return dy * self.params["s"][None, :, None, None], {"s": (dy * x).sum(axis=(0, 2, 3))}
-
-
 def _net(dtype="float64", seed=0):
-    return Sequential([L.Conv2D(1, 3, 3), Scale(3), L.Tanh(), L.Flatten(), L.Dense(3 * 4 * 4, 4)],
+    return Sequential([Conv2D(1, 3, 3), Scale(3), Tanh(), Flatten(), Dense(3 * 4 * 4, 4)],
                       SoftmaxCrossEntropy(), input_shape=(1, 6, 6), seed=seed, dtype=dtype)
 
 
-def test_own_layer_is_named_initialised_and_differentiated():
+def test_own_layer_is_named_initialised_and_differentiated(check_model_gradient):
     m = _net()
     assert m.layer_names == ["conv2d0", "scale0", "tanh0", "flatten0", "dense0"]
     np.testing.assert_array_equal(m.params["scale0.s"], [0.5, 1.0, 1.5])
@@ -210,22 +121,22 @@ def test_own_layer_is_named_initialised_and_differentiated():
     assert m.decay_mask.sum() == 3 * 9 + 3 + 48 * 4   # conv W, the scale, dense W
     rng = np.random.default_rng(0)
     X = rng.standard_normal((3, 1, 6, 6))
-    _check_model_gradient(m, X, np.array([0, 3, 1]), rng, weight_decay=0.1)
+    check_model_gradient(m, X, np.array([0, 3, 1]), rng, weight_decay=0.1)
 
 
 def test_layers_may_be_named_pairs_or_a_dict():
-    pairs = Sequential([("flat", L.Flatten()), ("out", L.Dense(36, 3))], SoftmaxCrossEntropy(),
+    pairs = Sequential([("flat", Flatten()), ("out", Dense(36, 3))], SoftmaxCrossEntropy(),
                        input_shape=(1, 6, 6))
-    as_dict = Sequential({"flat": L.Flatten(), "out": L.Dense(36, 3)}, SoftmaxCrossEntropy(),
+    as_dict = Sequential({"flat": Flatten(), "out": Dense(36, 3)}, SoftmaxCrossEntropy(),
                          input_shape=(1, 6, 6))
     assert pairs.layer_names == as_dict.layer_names == ["flat", "out"]
     assert pairs.flat.tobytes() == as_dict.flat.tobytes()
 
 
 @pytest.mark.parametrize("layers,message", [
-    ([("a", L.Flatten()), ("a", L.Dense(36, 3))], "unique"),
-    ([("a.b", L.Flatten()), ("c", L.Dense(36, 3))], "no '.'"),
-    ([L.Flatten(), object()], "no forward/backward"),
+    ([("a", Flatten()), ("a", Dense(36, 3))], "unique"),
+    ([("a.b", Flatten()), ("c", Dense(36, 3))], "no '.'"),
+    ([Flatten(), object()], "no forward/backward"),
 ])
 def test_bad_layer_lists_are_usage_errors(layers, message):
     with pytest.raises(UsageError, match=message):
@@ -235,9 +146,9 @@ def test_bad_layer_lists_are_usage_errors(layers, message):
 def test_check_input_names_the_failing_layer_and_wants_flat_scores():
     with pytest.raises(UsageError, match=r"cannot take \(1, 6, 6\) inputs: layer dense0 "
                                          r"\(Dense\) failed"):
-        Sequential([L.Flatten(), L.Dense(10, 3)], SoftmaxCrossEntropy(), input_shape=(1, 6, 6))
+        Sequential([Flatten(), Dense(10, 3)], SoftmaxCrossEntropy(), input_shape=(1, 6, 6))
     with pytest.raises(UsageError, match="add a Flatten and a Dense"):
-        Sequential([L.Conv2D(1, 2, 3)], SoftmaxCrossEntropy(), input_shape=(1, 6, 6))
+        Sequential([Conv2D(1, 2, 3)], SoftmaxCrossEntropy(), input_shape=(1, 6, 6))
 
 
 def test_a_duck_typed_layer_without_the_base_class_works():
@@ -248,7 +159,7 @@ def test_a_duck_typed_layer_without_the_base_class_works():
         def backward(self, dy, cache):
             return 2 * dy, {}
 
-    m = Sequential([L.Flatten(), Double(), L.Dense(36, 3)], SoftmaxCrossEntropy(),
+    m = Sequential([Flatten(), Double(), Dense(36, 3)], SoftmaxCrossEntropy(),
                    input_shape=(1, 6, 6))
     assert m.num_params == 36 * 3 + 3
 

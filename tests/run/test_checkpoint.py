@@ -15,11 +15,11 @@ import psutil
 import pytest
 
 import partrain
-from helpers import data_for, make_trainer, shm_entries, worker_processes
 from partrain.cli import main
 from partrain.errors import Interrupted, UsageError
 from partrain.presets import build_model
 from partrain.run.rundir import CHECKPOINT
+from partrain.testing import data_for, interrupt_at, make_trainer, shm_entries, worker_processes
 
 SETTINGS = dict(model="lenet5", dataset="digits32", limit=256, steps=12, batch_size=32,
                 dtype="float32", optimizer="adam", lr=0.002, eval_every=4)
@@ -29,28 +29,6 @@ def uninterrupted(tmp_path, **kw):
     trainer = make_trainer(tmp_path / "whole", **{**SETTINGS, **kw})
     trainer.run()
     return trainer.model.flat.tobytes()
-
-
-def interrupt_at(stop_step):
-    """A make_engine whose engines raise Interrupted (as a deferred SIGINT does) when
-    asked for the gradient of step ``stop_step``: nothing of that step is done yet."""
-    from partrain.engine import make_engine as real_make
-
-    def patched_make(*args, **kwargs):
-        e = real_make(*args, **kwargs)
-        real_gradient = e.gradient
-        grads = [0]
-
-        def gradient(indices, *args, **kwargs):
-            grads[0] += 1
-            if grads[0] == stop_step:
-                raise Interrupted(signal.SIGINT)
-            return real_gradient(indices, *args, **kwargs)
-
-        e.gradient = gradient
-        return e
-
-    return patched_make
 
 
 def stop_run(monkeypatch, out, stop, **kw):

@@ -1,9 +1,9 @@
 """Where a chunk's time goes: forward and backward of every layer of a preset, one BLAS
 thread, median over repeats (milliseconds per chunk).
 
-    python scripts/profile_layers.py --model lenet5-cat --chunk 8 --dtype float32
-    python scripts/profile_layers.py --model lenet5-cat --conv-method im2col   # compare
-    python scripts/profile_layers.py --model lenet5-cat --no-keep-freed-memory
+    python scripts/benchmarks/profile_layers.py --model lenet5-cat --chunk 8 --dtype float32
+    python scripts/benchmarks/profile_layers.py --model lenet5-cat --conv-method im2col   # compare
+    python scripts/benchmarks/profile_layers.py --model lenet5-cat --no-keep-freed-memory
 
 Random inputs of the preset's shape are enough: every layer's cost depends on shapes,
 not values. Benchmarks are not tests; this prints, it asserts nothing.
@@ -14,8 +14,8 @@ import time
 
 import numpy as np
 
-from partrain.engine.base import keep_freed_memory, one_blas_thread
-from partrain.nn.layers import Conv2D
+from partrain.engine.host import keep_freed_memory, one_blas_thread
+from partrain.nn import Conv2D
 from partrain.presets import build_model
 
 

@@ -1,7 +1,7 @@
 """Reproduce every seed experiment and write results/: what each seed system learns.
 
-    python scripts/reproduce.py all            # or: 000 001 003 004 lenet5
-    python scripts/reproduce.py 004 --seeds 3 --data-dir ../shared/data
+    python scripts/experiments/reproduce.py all            # or: 000 001 003 004 lenet5
+    python scripts/experiments/reproduce.py 004 --seeds 3 --data-dir ../shared/data
 
 For each system, on all cores (``--workers auto``), over several random seeds:
 
@@ -32,7 +32,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # Each experiment: what the seed reported, and its variants as `partrain train` flags.
 # The seeds' own code ran numpy's float64, so their algorithms run in float64 here.
@@ -236,9 +236,10 @@ def write_readme(data_dir_text):
     summaries = {k: json.loads((ROOT / "results" / f"seed-{k}" / "summary.json").read_text())
                  for k in EXPERIMENTS if (ROOT / "results" / f"seed-{k}" / "summary.json").exists()}
     lines = ["# What each seed system learns", "",
-             "Regenerate every row: `python scripts/reproduce.py all` (each row alone: "
-             "`python scripts/reproduce.py 000`, ...). Every figure below is read from the "
-             "files under `results/seed-*/` that the script wrote; accuracies are means ± "
+             "Regenerate every row: `python scripts/experiments/reproduce.py all` (each row "
+             "alone: `python scripts/experiments/reproduce.py 000`, ...). Every figure below is "
+             "read from the files under `results/seed-*/` that the script wrote; accuracies are "
+             "means ± "
              "standard deviation over random seeds (the `--seed` of each run), time is "
              "the median wall time of one run, end to end, on this 2-core machine.", "",
              "Test accuracy is read at the last step of every run. *Tuned* settings were "

@@ -1,7 +1,7 @@
 """Per-step cost of the MPI backend against local worker processes, and of its ordered
 (bit-exact) reduction against a plain float Allreduce.
 
-    python scripts/mpi_cost.py --data-dir ../shared/data --ranks 2 --rounds 5
+    python scripts/benchmarks/mpi_cost.py --data-dir ../shared/data --ranks 2 --rounds 5
 
 For full-batch lenet5-cat and mnist-conv at batch 100, each round runs (in turn, so
 load hits all alike): the process backend with R workers, ``mpiexec -n R``, and
@@ -30,9 +30,10 @@ CASES = {"lenet5-cat": dict(dataset="catvnoncat", folder="catvnoncat", batch="fu
 
 
 def time_job(backend, model, data_dir, batch, steps, ranks):
-    """Seconds per gradient step (median over ``steps``) in this process (rank 0)."""
+    """Seconds per gradient step (median over ``steps``), as rank 0 timed them; every MPI
+    rank returns the same result."""
     from partrain.engine import make_engine
-    from partrain.names import open_data
+    from partrain.data import open_data
     from partrain.presets import build_model
     from partrain.train.settings import default_chunk_size
 
@@ -44,11 +45,9 @@ def time_job(backend, model, data_dir, batch, steps, ranks):
     engine = make_engine(m, {"train": (X, y)}, default_chunk_size(n), backend=backend,
                          workers=ranks if backend != "mpi" else "auto", max_batch=n)
     rng = np.random.default_rng(0)
-    with engine:
-        if not engine.is_coordinator:
-            engine.serve()
-            return None
-        times, reduce_times = [], []
+
+    def timed_steps(engine):
+        times = []
         for s in range(steps + 1):
             idx = np.arange(n) if batch == "full" else rng.permutation(len(X))[:n]
             t0 = time.perf_counter()
@@ -61,16 +60,19 @@ def time_job(backend, model, data_dir, batch, steps, ranks):
             result.update(_reduction_costs(engine, n, steps))
         return result
 
+    return engine.run(timed_steps)
+
 
 def _reduction_costs(engine, n, steps):
     """Rank 0's view of the ordered reduction alone, and of a plain Allreduce."""
-    ordered, plain = [], []
+    ordered = []
     for _ in range(steps):
         t0 = time.perf_counter()
-        engine._reduce(-(-n // engine.chunk_size), n)
+        engine._reduce(-(-n // engine.chunk_size), n, "the timed reduction")
         ordered.append(time.perf_counter() - t0)
-    engine.comm.bcast(("allreduce", steps))   # the serving ranks join the timing below
-    plain = _time_allreduce(engine.comm, engine.grad, steps)
+    header = ("allreduce", steps)
+    engine.comm.bcast(header)   # the serving ranks join the timing
+    plain = engine._handle(header)
     return dict(ordered_reduce=statistics.median(ordered), allreduce=statistics.median(plain))
 
 
@@ -86,16 +88,16 @@ def _time_allreduce(comm, grad, steps):
     return times
 
 
-def serve_with_allreduce(engine):
-    """Serving ranks: the engine's loop, plus the benchmark's Allreduce timing."""
-    while True:
-        header = engine.comm.bcast(None)
-        if header[0] == "stop":
-            return
+def with_allreduce_timing(handle):
+    """The MPI engine's message handler, plus the benchmark's own message: ("allreduce",
+    steps) times a plain Allreduce of the gradient on every rank."""
+
+    def handle_or_time(engine, header):
         if header[0] == "allreduce":
-            _time_allreduce(engine.comm, engine.grad, header[1])
-        else:
-            engine._handle(header)
+            return _time_allreduce(engine.comm, engine.grad, header[1])
+        return handle(engine, header)
+
+    return handle_or_time
 
 
 def bytes_model(P, C, R, itemsize=4):
@@ -142,10 +144,8 @@ def run_job(args):
     if backend == "mpi":
         import partrain.engine.mpi as mpi_engine
 
-        mpi_engine.MPIEngine.serve = serve_with_allreduce
-    res = time_job(backend, model, args.data_dir, batch, args.steps, args.ranks)
-    if res is not None:
-        print(json.dumps(res))
+        mpi_engine.MPIEngine._handle = with_allreduce_timing(mpi_engine.MPIEngine._handle)
+    print(json.dumps(time_job(backend, model, args.data_dir, batch, args.steps, args.ranks)))
 
 
 def launch(kind, model, args):
@@ -181,7 +181,7 @@ def write(results, extra, args):
         for R in (2, 4, 16, 64):
             o, a = bytes_model(P, C, R)
             model_rows.append(f"| {P:,} ({model}) | {C} | {R} | {o / 1e6:.2f} | {a / 1e6:.2f} |")
-    cmd = (f"python scripts/mpi_cost.py --data-dir {args.data_dir} --ranks {args.ranks} "
+    cmd = (f"python scripts/benchmarks/mpi_cost.py --data-dir {args.data_dir} --ranks {args.ranks} "
            f"--rounds {args.rounds} --steps {args.steps}")
     text = "\n".join([
         "# MPI backend: per-step cost against local processes", "",

@@ -31,18 +31,16 @@ than the reference would differ for that reason alone.
 Outputs: OUT/summary.json (counts per fault kind, every trial, failure reasons) and
 OUT/summary.md (a table and the exact command).
 
-    python scripts/fault_inject.py --trials 36 --seed 1 --out results/faults
+    python scripts/stress/fault_inject.py --trials 36 --seed 1 --out results/faults
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import glob
+import contextlib
 import json
 import os
 import random
-import re
 import shlex
 import shutil
 import signal
@@ -52,214 +50,30 @@ import tempfile
 import time
 from pathlib import Path
 
-import h5py
-import numpy as np
 import psutil
 
-CLI = [sys.executable, "-m", "partrain.cli"]
+from partrain.testing import (REPLACED, CLIProcess, alive, checkpoint_step, final_lines,
+                              history_rows, leftover_problems, output_problems,
+                              result_differences, shm_entries, temporaries, wait_for)
+
 # 60 steps of batch 16, an evaluation every 7 steps, a checkpoint every 5 (a few seconds).
 DEFAULT_CONFIG = ("--model lenet5 --dataset digits32 --steps 60 --batch-size 16 --optimizer adam "
                   "--lr 0.001 --eval-every 7 --checkpoint-every 5 --val-split 0.1 --workers 2")
 KINDS = {"sigint": 2, "sigterm": 2, "sighup": 1, "double": 2, "kill_worker": 2,
          "stop_worker": 1, "killpg": 2}
 STOP_SIGNALS = {"sigint": signal.SIGINT, "sigterm": signal.SIGTERM, "sighup": signal.SIGHUP}
-TIMING_COLUMNS = {"seconds", "worker_seconds", "overhead_seconds", "eval_seconds"}
-RESULT_METRICS = ("steps", "total_steps", "completed", "evaluated_at_step", "train_loss",
-                  "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "best_val_acc",
-                  "best_step")
-BANNER = re.compile(r"^partrain: \S+ \([\d,]+ parameters\) on ")
-NOTICE = re.compile(r"^partrain: SIG[A-Z]+ received; stopping")
-REPLACED = re.compile(r"^partrain: worker \d+ sent nothing for .*; replacing it$")
-WARNING_LINE = re.compile(r"^partrain: warning: ")
-PY_WARNING = re.compile(r"\b\w*Warning\b")
 RUN_TIMEOUT = 180
 CODE = {"env": None}   # the environment of every CLI run: PYTHONPATH at the frozen copy
 
 
-class TrialFailure(Exception):
-    pass
-
-
-# ----------------------------------------------------------------------------
-# Checks
-# ----------------------------------------------------------------------------
-
-def final_lines(stderr):
-    return [ln for ln in stderr.splitlines() if ln.startswith("partrain:")
-            and not (BANNER.match(ln) or NOTICE.match(ln) or REPLACED.match(ln)
-                     or WARNING_LINE.match(ln))]
-
-
-def check_stderr(stdout, stderr, finals):
-    """Reasons the output breaks the contract (empty list: clean)."""
-    reasons = []
-    if "Traceback" in stdout + stderr:
-        last = [ln for ln in stderr.splitlines() if ln.strip()][-1:]
-        reasons.append(f"traceback on stderr ({last[0] if last else ''})")
-    if PY_WARNING.search(stderr):
-        reasons.append("a Python warning on stderr")
-    lines = [ln for ln in stderr.splitlines() if ln.strip()]
-    stray = [ln for ln in lines if not ln.startswith("partrain:")]
-    if stray and "Traceback" not in stderr:
-        reasons.append(f"stray stderr lines: {stray[:2]}")
-    if len([ln for ln in lines if NOTICE.match(ln)]) > 1:
-        reasons.append("more than one stop notice")
-    found = final_lines(stderr)
-    if len(found) not in (finals if isinstance(finals, tuple) else (finals,)):
-        reasons.append(f"{len(found)} final partrain: lines, expected {finals}: {found[:3]}")
-    return reasons
-
-
-def workers_of(pid):
-    found = []
-    for p in psutil.process_iter(["pid", "cmdline", "status"]):
-        cmd = p.info["cmdline"] or []
-        if (cmd and any("worker_main" in c for c in cmd) and cmd[-1] == str(pid)
-                and p.info["status"] != psutil.STATUS_ZOMBIE):
-            found.append(p)
-    return found
-
-
-def leftovers(pids, grace=5.0):
-    deadline = time.monotonic() + grace
-    while True:
-        alive = [p.pid for pid in pids for p in workers_of(pid)]
-        if not alive or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    reasons = []
-    if alive:
-        reasons.append(f"orphan workers {alive}")
-    shm = glob.glob("/dev/shm/partrain-*")
-    if shm:
-        reasons.append(f"/dev/shm leftovers {shm[:3]}")
-    return reasons
-
-
-def h5_arrays(path):
-    out = {}
-
-    def visit(name, obj):
-        if isinstance(obj, h5py.Dataset):
-            out[name] = (obj.dtype.str, obj.shape, np.asarray(obj[()]).tobytes())
-
-    with h5py.File(path, "r") as f:
-        f.visititems(visit)
-    return out
-
-
-def history_rows(path):
-    with open(path, newline="") as f:
-        return [{k: v for k, v in r.items() if k not in TIMING_COLUMNS} for r in csv.DictReader(f)]
-
-
-def differences(run, ref):
-    """Reasons the run's results differ from the reference's (empty: byte-identical)."""
-    try:
-        a, b = h5_arrays(run / "model.h5"), h5_arrays(ref / "model.h5")
-        ha, hb = history_rows(run / "history.csv"), history_rows(ref / "history.csv")
-        ma = json.loads((run / "metrics.json").read_text())
-        mb = json.loads((ref / "metrics.json").read_text())
-    except Exception as exc:
-        return [f"outputs unreadable: {type(exc).__name__}: {exc}"]
-    reasons = []
-    if sorted(a) != sorted(b):
-        reasons.append(f"model.h5 datasets {sorted(a)} != {sorted(b)}")
-    else:
-        bad = [k for k in a if a[k] != b[k]]
-        if bad:
-            reasons.append(f"model.h5 not byte-identical: {bad[:4]}")
-    if ha != hb:
-        i = next((i for i, (x, y) in enumerate(zip(ha, hb)) if x != y), min(len(ha), len(hb)))
-        reasons.append(f"history.csv differs ({len(ha)} vs {len(hb)} rows, first at row {i})")
-    bad = [k for k in RESULT_METRICS if ma.get(k) != mb.get(k)]
-    if bad:
-        reasons.append(f"metrics differ: {bad}")
-    return reasons
-
-
-def checkpoint_step(run):
-    try:
-        with h5py.File(run / "checkpoint.h5", "r") as f:
-            return int(f.attrs["step"])
-    except Exception:
-        return -1
-
-
-def temporaries(run):
-    return sorted(p.name for p in run.glob(".*.tmp")) if run.is_dir() else []
-
-
-# ----------------------------------------------------------------------------
-# Processes
-# ----------------------------------------------------------------------------
-
-class Proc:
-    """A CLI process in its own session (so killpg reaches it and only it), output to files."""
-
-    def __init__(self, args, cwd):
-        self.out_path, self.err_path = cwd / f".out-{time.monotonic_ns()}", cwd / f".err-{time.monotonic_ns()}"
-        with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
-            self.proc = subprocess.Popen(CLI + [str(a) for a in args], stdout=out, stderr=err,
-                                         cwd=cwd, start_new_session=True, env=CODE["env"])
-        self.pid, self.t0 = self.proc.pid, time.monotonic()
-
-    def alive(self):
-        """Running and not yet a zombie (a signal to it can still be acted on)."""
-        if self.proc.poll() is not None:
-            return False
-        try:
-            return psutil.Process(self.pid).status() != psutil.STATUS_ZOMBIE
-        except psutil.Error:
-            return False
-
-    def signal(self, signum):
-        if self.alive():
-            os.kill(self.pid, signum)
-            return True
-        return False
-
-    def workers(self):
-        try:
-            return [p for p in psutil.Process(self.pid).children()
-                    if any("worker_main" in c for c in (p.cmdline() or []))]
-        except psutil.Error:
-            return []
-
-    def wait(self, timeout=RUN_TIMEOUT):
-        try:
-            rc = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise TrialFailure(f"no exit within {timeout} s (killed)") from None
-        out, err = self.out_path.read_text(), self.err_path.read_text()
-        self.out_path.unlink()
-        self.err_path.unlink()
-        return rc, out, err
-
-    def kill(self):
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.pid, signal.SIGKILL)
-            except OSError:
-                pass
-            self.proc.wait(10)
-
-
-def wait_until(predicate, timeout, proc=None, interval=0.002):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        if proc is not None and not proc.alive():
-            return bool(predicate())
-        time.sleep(interval)
-    return False
+def start(args, cwd):
+    """A CLI run of the frozen code in its own session (so killpg reaches it and only it)."""
+    return CLIProcess(args, cwd, new_session=True, env=CODE["env"])
 
 
 def run_to_end(args, cwd):
-    p = Proc(args, cwd)
-    rc, out, err = p.wait()
+    p = start(args, cwd)
+    rc, out, err = p.wait(RUN_TIMEOUT)
     return p, rc, out, err
 
 
@@ -272,7 +86,7 @@ def reference_run(config, work):
     installed), when the workers are up and down, when step 10 is checkpointed, exit."""
     cwd = work / "reference"
     cwd.mkdir()
-    p = Proc(["train", *config, "--out", "ref"], cwd)
+    p = start(["train", *config, "--out", "ref"], cwd)
     t = {}
     while p.alive():
         now = time.monotonic() - p.t0
@@ -284,13 +98,13 @@ def reference_run(config, work):
         if "step10_seconds" not in t and checkpoint_step(cwd / "ref") >= 10:
             t["step10_seconds"] = now
         time.sleep(0.01)
-    rc, out, err = p.wait()
+    rc, out, err = p.wait(RUN_TIMEOUT)
     t["total_seconds"] = time.monotonic() - p.t0
     metrics = json.loads((cwd / "ref" / "metrics.json").read_text())
     t["total_steps"] = metrics["total_steps"]
     cfg = json.loads((cwd / "ref" / "config.json").read_text())
     t["checkpoint_every"] = cfg["settings"]["checkpoint_every"] or 5
-    problems = check_stderr(out, err, 0) + leftovers([p.pid])
+    problems = output_problems(out, err, 0) + leftover_problems([p.pid])
     missing = {"config_seconds", "workers_up_seconds", "step10_seconds"} - set(t)
     if rc != 0 or problems or missing:
         sys.exit(f"fault_inject: the reference run failed (exit {rc}): {problems} "
@@ -310,12 +124,12 @@ def continue_and_compare(run, ref, cwd, trial):
     reasons = []
     if rc != 0:
         reasons.append(f"{trial['recovery']} exited {rc}: {(final_lines(err) or [''])[-1]}")
-    reasons += [f"{trial['recovery']}: {r}" for r in check_stderr(out, err, 0)]
-    reasons += [f"{trial['recovery']}: {r}" for r in leftovers([p.pid])]
+    reasons += [f"{trial['recovery']}: {r}" for r in output_problems(out, err, 0)]
+    reasons += [f"{trial['recovery']}: {r}" for r in leftover_problems([p.pid])]
     if temporaries(run):
         reasons.append(f"temporaries left after {trial['recovery']}: {temporaries(run)}")
     if rc == 0:
-        reasons += [f"after {trial['recovery']}: {r}" for r in differences(run, ref)]
+        reasons += [f"after {trial['recovery']}: {r}" for r in result_differences(run, ref)]
     return reasons
 
 
@@ -339,12 +153,12 @@ def draw_moment(rng, timing):
 def wait_for_moment(p, run, phase, offset):
     """Sleep until ``offset`` seconds into ``phase`` of this trial's run."""
     if phase == "worker-start":
-        wait_until(lambda: (run / "config.json").exists(), RUN_TIMEOUT, p)
+        wait_for(lambda: (run / "config.json").exists(), RUN_TIMEOUT, 0.002, p.proc)
     elif phase == "steps":
-        wait_until(lambda: len(p.workers()) == 2, RUN_TIMEOUT, p, 0.005)
+        wait_for(lambda: len(p.workers()) == 2, RUN_TIMEOUT, 0.005, p.proc)
     elif phase == "final-outputs":
-        wait_until(lambda: len(p.workers()) == 2, RUN_TIMEOUT, p, 0.005)
-        wait_until(lambda: not p.workers(), RUN_TIMEOUT, p, 0.005)
+        wait_for(lambda: len(p.workers()) == 2, RUN_TIMEOUT, 0.005, p.proc)
+        wait_for(lambda: not p.workers(), RUN_TIMEOUT, 0.005, p.proc)
     time.sleep(offset)
     return round(time.monotonic() - p.t0, 3)
 
@@ -354,7 +168,7 @@ def signal_trial(kind, rng, config, ref, timing, cwd, trial):
     first = STOP_SIGNALS[kind] if kind in STOP_SIGNALS else rng.choice(list(STOP_SIGNALS.values()))
     second = rng.choice(list(STOP_SIGNALS.values())) if kind == "double" else None
     phase, offset = draw_moment(rng, timing)
-    p = Proc(["train", *config, "--out", run], cwd)
+    p = start(["train", *config, "--out", run], cwd)
     at = wait_for_moment(p, run, phase, offset)
     trial.update(signal=first.name, second=second.name if second else None, phase=phase,
                  offset=round(offset, 3), at=at)
@@ -363,15 +177,15 @@ def signal_trial(kind, rng, config, ref, timing, cwd, trial):
     if second is not None and delivered:
         time.sleep(0.1)
         trial["second_delivered"] = p.signal(second)
-    rc, out, err = p.wait()
+    rc, out, err = p.wait(RUN_TIMEOUT)
     trial.update(rc=rc, delivered=delivered)
-    reasons = leftovers([p.pid]) + state_after_stop(run, trial)
-    complete = (run / "metrics.json").is_file() and not differences(run, ref)
+    reasons = leftover_problems([p.pid]) + state_after_stop(run, trial)
+    complete = (run / "metrics.json").is_file() and not result_differences(run, ref)
     last = ([ln for ln in err.splitlines() if ln.strip()] or [""])[-1]
     if rc == 128 + first:
         trial["outcome"] = "stopped" if started_run else "stopped-before-run"
         # Before the run there is nothing to save: the one line may be left out.
-        reasons += check_stderr(out, err, 1 if started_run else (0, 1))
+        reasons += output_problems(out, err, 1 if started_run else (0, 1))
         line = (final_lines(err) or [""])[-1]
         if (line or started_run) and not line.startswith(f"partrain: stopped by {first.name}"):
             reasons.append(f"final line {line!r}")
@@ -385,11 +199,11 @@ def signal_trial(kind, rng, config, ref, timing, cwd, trial):
         # Before the run: the default action ended the process; nothing was written.
         # A shell reports this as 128 + signal too.
         trial["outcome"] = "killed-before-run (default action)"
-        reasons += check_stderr(out, err, 0)
+        reasons += output_problems(out, err, 0)
     elif rc in (0, -first) and complete:
         # After the run: outputs whole; the handlers were already restored.
         trial["outcome"] = "after-run" if delivered else "after-exit"
-        reasons += check_stderr(out, err, 0)
+        reasons += output_problems(out, err, 0)
     elif second is not None and rc == -second and last.startswith(
             f"partrain: stopped by {first.name}") and not run.exists():
         trial["outcome"] = "second signal killed the exiting process"
@@ -418,7 +232,7 @@ def state_after_stop(run, trial):
 
 def worker_trial(kind, rng, config, ref, timing, cwd, trial):
     run = cwd / "run"
-    p = Proc(["train", *config, "--out", run], cwd)
+    p = start(["train", *config, "--out", run], cwd)
     # Aim by the run's own progress (machine load changes its speed): a checkpointed step
     # (every --checkpoint-every), then up to 0.3 s more. stop_worker waits for step 10, by
     # when every message kind has been timed and the hang limit is HANG_FLOOR.
@@ -427,9 +241,9 @@ def worker_trial(kind, rng, config, ref, timing, cwd, trial):
     target = rng.choice(range(lowest, max(lowest + 1, total - every), every))
     trial["target_step"] = target
     if target == 0:
-        wait_until(lambda: len(p.workers()) == 2, RUN_TIMEOUT, p)
+        wait_for(lambda: len(p.workers()) == 2, RUN_TIMEOUT, 0.002, p.proc)
     else:
-        wait_until(lambda: checkpoint_step(run) >= target, RUN_TIMEOUT, p)
+        wait_for(lambda: checkpoint_step(run) >= target, RUN_TIMEOUT, 0.002, p.proc)
     time.sleep(rng.uniform(0.0, 0.3))
     workers = p.workers()
     trial["at"] = round(time.monotonic() - p.t0, 3)
@@ -444,20 +258,18 @@ def worker_trial(kind, rng, config, ref, timing, cwd, trial):
         except psutil.Error:
             victim = None
     t_fault = time.monotonic()
-    rc, out, err = p.wait()
+    rc, out, err = p.wait(RUN_TIMEOUT)
     trial.update(rc=rc, seconds_after_fault=round(time.monotonic() - t_fault, 1))
     if victim is not None and kind == "stop_worker":
-        try:   # never leave a stopped process behind, whatever the run did
-            if victim.is_running() and victim.status() != psutil.STATUS_ZOMBIE:
+        with contextlib.suppress(psutil.Error):   # never leave a stopped process behind
+            if alive([victim]):
                 victim.kill()
-        except psutil.Error:
-            pass
-    reasons = leftovers([p.pid])
-    reasons += check_stderr(out, err, 0)
+    reasons = leftover_problems([p.pid])
+    reasons += output_problems(out, err, 0)
     if rc != 0:
         reasons.append(f"exit status {rc}: {(final_lines(err) or [''])[-1]}")
     else:
-        reasons += differences(run, ref)
+        reasons += result_differences(run, ref)
         metrics = json.loads((run / "metrics.json").read_text())
         trial["worker_replacements"] = metrics.get("worker_replacements")
         replaced = any(REPLACED.match(ln) for ln in err.splitlines())
@@ -478,18 +290,18 @@ def worker_trial(kind, rng, config, ref, timing, cwd, trial):
 def killpg_trial(kind, rng, config, ref, timing, cwd, trial):
     run = cwd / "run"
     phase, offset = draw_moment(rng, timing)
-    p = Proc(["train", *config, "--out", run], cwd)
+    p = start(["train", *config, "--out", run], cwd)
     at = wait_for_moment(p, run, phase, offset)
     trial.update(phase=phase, offset=round(offset, 3))
     workers = [w.pid for w in p.workers()]
     delivered = p.alive()
     if delivered:
         os.killpg(p.pid, signal.SIGKILL)
-    rc, out, err = p.wait()
+    rc, out, err = p.wait(RUN_TIMEOUT)
     trial.update(at=round(at, 3), rc=rc, workers_at_kill=len(workers),
                  temporaries_at_kill=temporaries(run),
                  checkpoint_step=checkpoint_step(run) if run.is_dir() else None)
-    reasons = leftovers([p.pid])
+    reasons = leftover_problems([p.pid])
     if rc == -signal.SIGKILL:
         trial["outcome"] = "killed"
         if "Traceback" in out + err:
@@ -498,7 +310,7 @@ def killpg_trial(kind, rng, config, ref, timing, cwd, trial):
             reasons += continue_and_compare(run, ref, cwd, trial)
     elif rc == 0:
         trial["outcome"] = "after-exit"
-        reasons += check_stderr(out, err, 0) + differences(run, ref)
+        reasons += output_problems(out, err, 0) + result_differences(run, ref)
     else:
         trial["outcome"] = "unexpected"
         reasons.append(f"exit status {rc}")
@@ -529,7 +341,7 @@ def freeze_code(work):
 
     Others edit partrain/ while this runs; a trial that ran other code than the reference
     would differ for that reason alone. Returns what the summary records."""
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     frozen = work / "code"
     shutil.copytree(repo / "partrain", frozen / "partrain",
                     ignore=shutil.ignore_patterns("__pycache__"))
@@ -568,10 +380,11 @@ def main(argv=None):
     work = Path(tempfile.mkdtemp(prefix="partrain-faults-"))
     rng = random.Random(args.seed)
     command = " ".join(shlex.quote(a) for a in [sys.executable.rsplit("/", 1)[-1],
-                                                 "scripts/fault_inject.py", *(argv or sys.argv[1:])])
+                                                 "scripts/stress/fault_inject.py",
+                                                 *(argv or sys.argv[1:])])
     t_start = time.monotonic()
     code = freeze_code(work)
-    if glob.glob("/dev/shm/partrain-*"):
+    if shm_entries():
         print("fault_inject: note: /dev/shm/partrain-* entries exist before the first trial",
               file=sys.stderr)
     ref, timing = reference_run(config, work)
@@ -586,8 +399,8 @@ def main(argv=None):
         try:
             reasons = TRIALS[kind](kind, random.Random(rng.random()), config, ref, timing, cwd,
                                    trial)
-        except TrialFailure as exc:
-            reasons = [str(exc)]
+        except subprocess.TimeoutExpired as exc:
+            reasons = [f"no exit within {exc.timeout} s (killed)"]
         except Exception as exc:   # a bug in this script: record it, go on
             reasons = [f"fault_inject error: {type(exc).__name__}: {exc}"]
         trial.update(seconds=round(time.monotonic() - t0, 1), passed=not reasons,

@@ -7,7 +7,7 @@
    coordinator itself is SIGKILLed and the run is resumed with `partrain train --resume`.
 3. Compare every parameter of the two model.h5 files byte for byte.
 
-    python scripts/soak.py --epochs 12 --worker-kill-every 1.0 --coordinator-kill-every 8
+    python scripts/stress/soak.py --epochs 12 --worker-kill-every 1.0 --coordinator-kill-every 8
                                                 # about a minute on 2 cores
     -> prints the figures and writes results/soak.json
 """
@@ -23,23 +23,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import h5py
-import psutil
+from partrain.testing import CLI, h5_arrays, worker_processes
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def train_cmd(out, extra):
-    return [sys.executable, "-m", "partrain.cli", "train", "--out", str(out), "--no-progress",
-            *extra]
-
-
-def workers_of(proc):
-    try:
-        return [c for c in psutil.Process(proc.pid).children()
-                if "worker_main" in " ".join(c.cmdline())]
-    except psutil.NoSuchProcess:
-        return []
+    return [*CLI, "train", "--out", str(out), "--no-progress", *extra]
 
 
 def main():
@@ -71,7 +61,7 @@ def main():
             time.sleep(0.05)
             now = time.time()
             if now >= next_worker_kill:
-                kids = workers_of(proc)
+                kids = worker_processes(proc.pid)
                 if kids:
                     kids[worker_kills % len(kids)].send_signal(signal.SIGKILL)
                     worker_kills += 1
@@ -87,22 +77,21 @@ def main():
         if proc.returncode not in (-signal.SIGKILL,):
             last = (tmp / f"leg{coordinator_kills}.log").read_text().strip().splitlines()[-1:]
             sys.exit(f"soak: training exited with status {proc.returncode}: {' '.join(last)}")
-        cmd = [sys.executable, "-m", "partrain.cli", "train", "--resume", str(out), "--no-progress"]
+        cmd = [*CLI, "train", "--resume", str(out), "--no-progress"]
     soaked_seconds = time.time() - t0
 
-    with h5py.File(tmp / "reference" / "model.h5") as a, h5py.File(out / "model.h5") as b:
-        keys = [k for k in a if isinstance(a[k], h5py.Dataset)]
-        equal = all(a[k][()].tobytes() == b[k][()].tobytes() for k in keys)
+    reference, soaked = h5_arrays(tmp / "reference" / "model.h5"), h5_arrays(out / "model.h5")
+    equal = reference == soaked
     metrics = json.loads((out / "metrics.json").read_text())
     result = dict(steps=metrics["steps"], worker_kills=worker_kills,
                   coordinator_kills_and_resumes=coordinator_kills,
                   worker_replacements_in_last_leg=metrics["worker_replacements"],
-                  bytes_equal=equal, parameters_compared=len(keys),
+                  bytes_equal=equal, parameters_compared=len(reference),
                   train_accuracy=round(metrics["train_acc"], 4),
                   test_accuracy=round(metrics["test_acc"], 4),
                   reference_seconds=round(reference_seconds, 1),
                   soaked_seconds=round(soaked_seconds, 1),
-                  command="python scripts/soak.py " + " ".join(sys.argv[1:]))
+                  command="python scripts/stress/soak.py " + " ".join(sys.argv[1:]))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

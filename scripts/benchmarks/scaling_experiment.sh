@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The scaling experiments behind results/scaling/ and the README's figures.
-# Usage: scripts/scaling_experiment.sh [DATA_ROOT]   (default ../shared/data)
+# Usage: scripts/benchmarks/scaling_experiment.sh [DATA_ROOT]   (default ../shared/data)
 # Not a test: timings depend on the machine and its load; rerun to regenerate.
 set -euo pipefail
-data=${1:-"$(dirname "$0")/../../shared/data"}
+data=${1:-"$(dirname "$0")/../../../shared/data"}
 cores=$(python -c "import psutil; print(psutil.cpu_count(logical=False))")
 workers=$(seq -s, 1 "$cores")
 # Issue 3/4 headline: full-batch LeNet-5 (seed 000), float32 and float64.

@@ -1,7 +1,7 @@
 """Does evaluating slow training down? Step time with and without evaluations, the
 seconds an evaluation takes on 1 and 2 workers, and peak memory.
 
-    python scripts/eval_cost.py --data-dir ../shared/data/catvnoncat --rounds 3
+    python scripts/benchmarks/eval_cost.py --data-dir ../shared/data/catvnoncat --rounds 3
 
 Full-batch lenet5-cat, 12 steps per run, interleaved rounds of: 2 workers evaluating
 every step (train and test splits), 2 workers evaluating only at the end, and 1 worker
@@ -54,7 +54,8 @@ def main():
                              eval=med(name, "eval_seconds_median"), rss=rss)
         rows.append(f"| {name} | {summary[name]['step']:.4f} | {summary[name]['eval']:.3f} | "
                     f"{rss['coordinator']} | {', '.join(map(str, rss['workers'])) or '-'} |")
-    cmd = f"python scripts/eval_cost.py --data-dir {args.data_dir} --rounds {args.rounds}"
+    cmd = (f"python scripts/benchmarks/eval_cost.py --data-dir {args.data_dir} "
+           f"--rounds {args.rounds}")
     text = "\n".join(["# Evaluation cost (full-batch lenet5-cat, 209 train + 50 test images)", "",
                       f"`{cmd}`: {args.steps} steps per run, medians over {args.rounds} "
                       "interleaved rounds. An evaluation covers the train and test splits, "

@@ -1,0 +1,113 @@
+"""The ``partrain`` command line.
+
+Every problem the user can fix ends as one line on stderr and a non-zero exit status
+(2 for usage errors, 1 for runtime errors, 128 + signal number when interrupted);
+tracebacks are for bugs only. Messages from the package name settings in their Python
+spelling in backticks; :func:`partrain.cli.parser.flag_spelling` turns those into flags.
+
+Modules: ``parser`` (every command and flag), ``train`` (``partrain train``),
+``commands`` (the others).
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+from ..errors import PartrainError
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _stop_before_start(signum, frame):
+    # While the command line itself is imported, a stop is a quiet exit, never an
+    # import-time KeyboardInterrupt traceback; main() installs its own handler.
+    raise SystemExit(128 + signum)
+
+
+def stop_quietly_until_main():
+    """Called first thing by the ``partrain`` and ``python -m partrain.cli`` entry."""
+    for stop in STOP_SIGNALS:
+        signal.signal(stop, _stop_before_start)
+
+
+if sys.argv and Path(sys.argv[0]).name == "partrain":
+    stop_quietly_until_main()
+
+
+def main(argv=None):
+    """Run one command; a process that fails ends the processes that wait for it."""
+    from .. import log
+    from ..engine import begin_process, end_process
+
+    log.use_stderr()
+    begin_process()
+    code = _main(argv)
+    end_process(code)
+    return code
+
+
+def _main(argv=None):
+    import warnings
+
+    from ..errors import Interrupted
+
+    # One clear line per problem, never a raw warning before it.
+    warnings.simplefilter("ignore")
+
+    def stop_before_the_run(signum, frame):   # nothing to save yet: say so and stop
+        raise Interrupted(signum)
+
+    old = {s: signal.signal(s, stop_before_the_run) for s in STOP_SIGNALS}
+    try:
+        return _run_command(argv)
+    finally:
+        for s, handler in old.items():
+            # The process itself (argv from the command line) is now exiting with its
+            # status decided: a late signal must not turn that into a default-action
+            # death. Called from Python (argv given), the caller's handlers come back.
+            signal.signal(s, signal.SIG_IGN if argv is None else handler)
+
+
+def _run_command(argv):
+    from ..errors import Interrupted
+    from .train import CURRENT_RUN
+
+    try:
+        # Imported here, where a stop during the (slow) imports is a quiet exit.
+        from .commands import cmd_datasets, cmd_eval, cmd_info, cmd_models, cmd_scale
+        from .parser import build_parser
+        from .train import cmd_train
+
+        commands = dict(train=cmd_train, eval=cmd_eval, models=cmd_models,
+                        datasets=cmd_datasets, info=cmd_info, scale=cmd_scale)
+        args = build_parser().parse_args(argv)
+        return commands[args.command](args)
+    except PartrainError as exc:
+        from .parser import flag_spelling
+
+        _say(f"partrain: error: {flag_spelling(str(exc))}", exc)
+        return exc.exit_code
+    except (Interrupted, KeyboardInterrupt) as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        run = CURRENT_RUN.get("out")
+        hint = (f"; outputs and a checkpoint are in {run}; resume with: "
+                f"partrain train --resume {run}" if run and Path(run, "checkpoint.h5").is_file()
+                else "")
+        _say(f"partrain: stopped by {signal.Signals(signum).name}{hint}", exc)
+        return 128 + signum
+    except MemoryError:
+        _say("partrain: error: out of memory; use a smaller --batch-size or fewer --workers")
+        return 1
+    except OSError as exc:   # disk full, permission denied... while writing outputs
+        _say(f"partrain: error: {exc.strerror or exc}"
+             + (f": {exc.filename}" if getattr(exc, "filename", None) else ""))
+        return 1
+
+
+def _say(line, exc=None):
+    """The command's last line, on stderr: once per job (an error shared by every
+    process of an MPI job is said by the one that coordinates)."""
+    if not getattr(exc, "said_elsewhere", False):
+        print(line, file=sys.stderr)

@@ -1,0 +1,207 @@
+"""The command line's grammar: every command and flag.
+
+The training flags are built from the settings' declarations
+(:mod:`partrain.train.settings`): a setting added there is a flag here, with its help,
+choices and value reader. Only what names things (model, data, where to write) and the
+commands' own options are declared in this module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from ..errors import UsageError
+from ..train.settings import (OptimizerSettings, TrainSettings, finite_number, int_or,
+                              nonnegative_int, positive_int)
+
+# `partrain train` with no model or dataset: the classic LeNet-5 on the digits that
+# ship inside scikit-learn, so a fresh machine trains without downloading anything.
+DEFAULT_MODEL, DEFAULT_DATASET = "lenet5", "digits32"
+
+# Python parameters whose flag is not simply --name-with-dashes.
+FLAG_NAMES = {"validation_split": "--val-split", "data_file": "--data"}
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line, not a usage dump."""
+
+    def error(self, message):
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def reader(read):
+    """An argparse type from a settings reader: its ValueError becomes argparse's
+    one-line "invalid value" message."""
+    def parse(text):
+        try:
+            return read(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{exc}, got {text!r}") from None
+    parse.__name__ = read.__name__
+    return parse
+
+
+def fraction(text):
+    value = finite_number(text)
+    if not 0 < value < 1:
+        raise ValueError("expected a fraction between 0 and 1")
+    return value
+
+
+def flag_of(field):
+    return field.metadata["flag"] or FLAG_NAMES.get(field.name) or \
+        "--" + field.name.replace("_", "-")
+
+
+# --help groups whose flags are alternatives: --steps or --epochs.
+EXCLUSIVE_GROUPS = ("length",)
+
+
+def add_setting_flags(parser, classes, groups):
+    """One flag per field of the settings classes, in the field's --help group."""
+    for cls in classes:
+        for f in dataclasses.fields(cls):
+            meta = f.metadata
+            if meta["group"] not in groups:
+                group = parser.add_argument_group(meta["group"])
+                if meta["group"] in EXCLUSIVE_GROUPS:
+                    group = group.add_mutually_exclusive_group()
+                groups[meta["group"]] = group
+            group = groups[meta["group"]]
+            kw = dict(dest=f.name, help=meta["help"], default=None)
+            if f.type in (bool, "bool"):
+                kw["action"] = "store_false" if f.default else "store_true"
+            else:
+                if meta["choices"]:
+                    kw["choices"] = list(meta["choices"])
+                if meta["text"]:
+                    kw["type"] = reader(meta["text"])
+                kw["metavar"] = meta["metavar"]
+            group.add_argument(flag_of(f), **kw)
+
+
+TRAIN_HELP = """\
+Train a model: a preset (see 'partrain models'), or your own network with
+--model FILE.py:FUNCTION or MODULE:FUNCTION (a function returning a partrain.Sequential;
+it may take input_shape, num_classes, seed, dtype). Data: a named dataset (--dataset) or
+your own file (--data: .npz/.h5 with X, y and optional X_test, y_test, X_val, y_val, or a
+folder with one sub-folder of images per class). Unset options take the preset's seed
+settings.
+
+Stopping: Ctrl-C, SIGTERM or SIGHUP stop the run at the end of the current step and
+write a checkpoint and all outputs (exit status 128 + signal); --resume RUN_DIR goes on
+with the same bits. The loss counts as diverged when it is NaN/inf or over %(factor)gx
+its first value: the run stops with exit status 1 and keeps its last good checkpoint.
+A worker that dies, or stays silent for 20x the slowest recent answer (at least 10 s),
+is killed and replaced and its work recomputed; after 3 failures on one step the run
+checkpoints and stops with exit status 1.
+"""
+
+
+def build_parser():
+    from ..data.datasets import DATASETS
+    from ..nn.sequential import DTYPES
+    from ..presets import PRESETS
+    from ..train.trainer import DIVERGENCE_FACTOR
+
+    p = Parser(prog="partrain", description="Train hand-written numpy CNNs data-parallel "
+               "on every CPU core.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    t = sub.add_parser("train", help="train a preset or your own network on a dataset or your data",
+                       description=TRAIN_HELP % dict(factor=DIVERGENCE_FACTOR),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    what = t.add_argument_group("model and data")
+    what.add_argument("--model", metavar="SPEC",
+                      help=f"preset ({', '.join(PRESETS)}; default {DEFAULT_MODEL}) or "
+                      "FILE.py:FUNCTION or MODULE:FUNCTION")
+    source = what.add_mutually_exclusive_group()
+    source.add_argument("--dataset", choices=list(DATASETS), metavar="NAME",
+                        help=f"dataset: {', '.join(DATASETS)} (default: the preset's)")
+    source.add_argument("--data", metavar="FILE", help="your data: .npz, .h5 or an image folder")
+    what.add_argument("--data-dir", metavar="DIR", help="folder holding the named dataset's files")
+    what.add_argument("--val-split", type=reader(fraction), metavar="F",
+                      help="hold out this fraction of the training set to choose best/ (by seed)")
+    what.add_argument("--dtype", choices=list(DTYPES), help="default float32")
+    groups = {"model and data": what}
+    add_setting_flags(t, (TrainSettings, OptimizerSettings), groups)
+    groups["outputs"].add_argument(
+        "--resume", metavar="RUN_DIR",
+        help="continue a run from its checkpoint; only " + ", ".join(resume_flags()) +
+        " and a longer --steps/--epochs may be given")
+
+    e = sub.add_parser("eval", help="evaluate a finished run's model.h5")
+    e.add_argument("--run", required=True, metavar="DIR", help="a run directory")
+    e.add_argument("--split", choices=["train", "val", "test"], default="test")
+    e.add_argument("--best", action="store_true", help="use the best-by-validation parameters")
+    e.add_argument("--workers", type=reader(int_or("auto")), default="auto", metavar="N|auto")
+
+    sub.add_parser("models", help="list the presets with parameter counts")
+    d = sub.add_parser("datasets", help="list datasets and whether their files were found")
+    d.add_argument("--data-dir", metavar="DIR", help="also look in this folder")
+    sub.add_parser("info", help="cores, BLAS, memory and versions of this machine")
+
+    sc = sub.add_parser("scale", help="time steps against worker count; write CSV, PNG, table",
+                        description="Scaling experiment: every configuration timed in one run, "
+                        "interleaved, medians over rounds; baselines: multi-threaded BLAS in "
+                        "one process and PyTorch CPU (when installed).")
+    sc.add_argument("--model", choices=list(PRESETS), default="lenet5-cat", metavar="NAME")
+    sc.add_argument("--dataset", choices=list(DATASETS), metavar="NAME")
+    sc.add_argument("--data-dir", metavar="DIR")
+    sc.add_argument("--workers", type=list_of(positive_int), metavar="LIST",
+                    help="comma-separated worker counts (default 1..physical cores)")
+    sc.add_argument("--batch-sizes", default=["full"], metavar="LIST",
+                    type=list_of(int_or("full")),
+                    help="comma-separated batch sizes or 'full' (default full)")
+    sc.add_argument("--dtype", choices=list(DTYPES), default="float32")
+    sc.add_argument("--chunk-size", type=reader(positive_int), metavar="K")
+    sc.add_argument("--rounds", type=reader(positive_int), default=5, metavar="N")
+    sc.add_argument("--steps", type=reader(positive_int), default=3, metavar="N",
+                    help="timed steps per configuration and round")
+    sc.add_argument("--no-baselines", action="store_true")
+    sc.add_argument("--name", metavar="NAME", help="output file stem (default MODEL-DTYPE)")
+    sc.add_argument("--out", default="results/scaling", metavar="DIR")
+    return p
+
+
+def list_of(read):
+    return reader(lambda text: [read(part) for part in text.split(",")])
+
+
+def resume_settings():
+    """The settings --resume may change: those that do not change the result (the
+    run directory itself excepted)."""
+    return [f for f in dataclasses.fields(TrainSettings)
+            if not f.metadata["result"] and f.name not in ("out", "overwrite")]
+
+
+def resume_flags():
+    return [flag_of(f) for f in resume_settings()]
+
+
+# Spelling ------------------------------------------------------------------------------
+
+def flag_spelling(message):
+    """Rewrite the Python spellings a message quotes in backticks into flags:
+    `name` -> --name, `name=True` -> --name, `progress=False` -> --no-progress,
+    `name=value` -> --name value. Anything else in backticks is left as it is."""
+    import re
+
+    switches = {f.name: f for cls in (TrainSettings, OptimizerSettings)
+                for f in dataclasses.fields(cls)}
+
+    def flag(name):
+        if name in switches:
+            return flag_of(switches[name])
+        return FLAG_NAMES.get(name) or "--" + name.replace("_", "-")
+
+    def rewrite(m):
+        name, value = m.group(1), m.group(2)
+        if value is None or value == "True":
+            return flag(name)
+        if value == "False" and name in switches and switches[name].metadata["flag"]:
+            return flag(name)
+        return f"{flag(name)} {value.strip(chr(39) + chr(34))}"
+
+    return re.sub(r"`([a-z][a-z0-9_]*)(?:=([^`\s]*))?`", rewrite, message)

@@ -1,0 +1,123 @@
+"""``partrain train``: names from the flags resolved into a model, data, an optimizer and
+settings (a preset's seed settings under the flags given), then one training run."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+from .. import log
+from ..errors import UsageError
+
+# Where the run in progress writes, for the stop message.
+CURRENT_RUN = {}
+
+
+def cmd_train(args):
+    from ..data import open_data
+    from .parser import DEFAULT_DATASET, DEFAULT_MODEL
+    from ..names import make_model
+    from ..presets import PRESETS
+    from ..run.training import TrainingRun
+    from ..train.settings import OptimizerSettings, TrainSettings
+
+    if args.resume:
+        return run_training(*resumed_run(args))
+    spec = args.model or DEFAULT_MODEL
+    dataset = args.dataset
+    if dataset is None and args.data is None:
+        dataset = PRESETS[spec].dataset if spec in PRESETS and args.model else DEFAULT_DATASET
+    dtype, seed = args.dtype or "float32", args.seed or 0
+    data = open_data(dataset=dataset, data_file=args.data, data_dir=args.data_dir, dtype=dtype,
+                     validation_split=args.val_split or 0.0, seed=seed)
+    model = make_model(spec, input_shape=data.input_shape, num_classes=data.num_classes,
+                       seed=seed, dtype=dtype)
+    chosen = seed_settings(args, PRESETS[spec].train if spec in PRESETS else {})
+    optimizer = OptimizerSettings(**{f.name: chosen[f.name] for f in
+                                     dataclasses.fields(OptimizerSettings)}).build()
+    name = f"{spec if spec in PRESETS else Path(spec.split(':')[0]).stem}-{data_label(data)}"
+    settings = TrainSettings(**{f.name: chosen[f.name] for f in dataclasses.fields(TrainSettings)
+                                if f.name in chosen})
+    settings.progress = args.progress is not False and sys.stderr.isatty()
+    settings.out = args.out or f"runs/{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    spec_record = dict(model=spec, dataset=None if args.data else dataset,
+                       data=str(Path(args.data).resolve()) if args.data else None,
+                       data_dir=str(Path(args.data_dir).resolve()) if args.data_dir else None,
+                       val_split=args.val_split or 0.0, dtype=dtype, seed=seed,
+                       model_file=str(Path(spec.split(":")[0]).resolve())
+                       if spec.split(":")[0].endswith(".py") else None)
+    return run_training(TrainingRun(model, data, optimizer, settings,
+                                    record=dict(spec=spec_record)), spec_record)
+
+
+def seed_settings(args, preset):
+    """{setting: value}: the defaults, under the preset's seed settings, under the flags
+    given. A preset or flag that sets steps (or epochs) replaces the other one."""
+    from ..train.settings import OptimizerSettings, TrainSettings, defaults
+
+    chosen = defaults(TrainSettings, OptimizerSettings)
+    chosen["epochs"] = 1
+    given = {k: v for k, v in vars(args).items() if k in chosen and v is not None}
+    for layer in (preset, given):
+        if layer.keys() & {"steps", "epochs"}:
+            chosen["steps"] = chosen["epochs"] = None
+        chosen.update(layer)
+    return chosen
+
+
+def data_label(data):
+    return Path(str(data.name)).stem if data.name else "data"
+
+
+def resumed_run(args):
+    """The run in ``args.resume``, rebuilt from its config.json with its checkpoint
+    loaded; refuse flags that would change the result."""
+    from ..run.resume import rebuild
+    from ..run.rundir import RunDir
+    from ..run.training import TrainingRun
+    from .parser import resume_flags, resume_settings
+
+    # `is`, not ==: --seed 0 or --momentum 0 is given too (0 == False in Python).
+    allowed = {"resume", "steps", "epochs", "command"} | {f.name for f in resume_settings()}
+    conflicting = sorted(f"--{k.replace('_', '-')}" for k, v in vars(args).items()
+                         if k not in allowed and v is not None and v is not False)
+    if conflicting:
+        raise UsageError(f"--resume continues a run with its own settings; drop "
+                         f"{', '.join(conflicting)} (only {', '.join(resume_flags())} and "
+                         "a longer --steps/--epochs)")
+    model, data, optimizer, settings, spec = rebuild(RunDir(args.resume))
+    done_steps = settings.steps
+    if args.steps is not None or args.epochs is not None:
+        settings.steps = args.steps
+        if args.epochs is not None:
+            settings.steps = args.epochs * -(-len(data.train[0]) // settings.batch_size)
+        if settings.steps < done_steps:
+            raise UsageError(f"--resume cannot shorten the run: it was set to {done_steps} "
+                             f"steps, --steps/--epochs asks for {settings.steps}")
+    for name in ("workers", "backend", "checkpoint_every"):
+        if getattr(args, name) is not None:
+            setattr(settings, name, getattr(args, name))
+    settings.progress = args.progress is not False and sys.stderr.isatty()
+    return TrainingRun(model, data, optimizer, settings, record=dict(spec=spec)).resume(), spec
+
+
+def run_training(run, spec):
+    """Train ``run`` (a TrainingRun); ``spec``: how the flags named its model and data."""
+    s = run.settings
+    CURRENT_RUN["out"] = s.out
+    resumed = f", resuming after step {run.resumed_from}" if run.resumed_from else ""
+    sizes = " / ".join(f"{len(v[0])} {k}" for k, v in run.data.splits().items())
+    opt = run.optimizer
+    log.info(f"{spec['model']} ({run.model.num_params:,} parameters) on "
+             f"{run.data.name} ({sizes}), {run.total_steps} steps of batch "
+             f"{s.batch_size}, {opt.name} lr {run.trainer.base_lr:g}, {run.model.dtype}, "
+             f"{f'augment {s.augment}, ' if s.augment else ''}workers {s.workers}{resumed}")
+    history = run.run()
+    m = history.metrics
+    accs = ", ".join(f"{k.split('_')[0]} accuracy {m[k]:.4f}" for k in
+                     ("train_acc", "val_acc", "test_acc") if m.get(k) is not None)
+    log.result(f"partrain: {m['steps']} steps in {m['total_seconds']:.1f} s "
+               f"({m['seconds_per_step_median']:.4f} s/step median); {accs}; outputs in {s.out}")
+    return 0

@@ -1,0 +1,121 @@
+"""What a worker does with a task, whatever process it runs in (a worker process, an
+MPI rank, or the serial engine's own process). See :mod:`.messages` for the tasks."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from functools import partial
+
+import numpy as np
+
+from ..data.augment import chunk_rng
+from .host import peak_rss_bytes
+from .messages import EvaluateTask, Failure, GradientTask, ReduceTask, Reply
+from .partition import sum_chunks
+
+
+class Worker:
+    """Computes tasks on a model bound to shared (or private) arrays.
+
+    arrays: ``params`` (P,), ``slots`` (max_chunks, P), ``grad`` (P,), and
+    ``<split>.X`` / ``<split>.y`` for every split; shared memory or private, as the
+    backend arranges. The model is bound to ``params``.
+    between_chunks: called before each chunk (the serial engine checks stop requests).
+    """
+
+    def __init__(self, model, arrays, between_chunks=None):
+        self.model, self.a = model, arrays
+        self.between_chunks = between_chunks or (lambda: None)
+        model.bind(arrays["params"])
+
+    def reply(self, task):
+        """Handle ``task``: a :class:`Reply`, or a :class:`Failure` naming the chunk."""
+        t0 = time.perf_counter()
+        try:
+            results = self.handle(task)
+        except _ChunkFailed as failure:
+            return Failure(task.kind, task.seq, task.what, failure.where, failure.detail)
+        return Reply(task.kind, task.seq, time.perf_counter() - t0, peak_rss_bytes(), results)
+
+    def handle(self, task):
+        a = self.a
+        results = {}
+        if isinstance(task, GradientTask):
+            X, y = a["train.X"], a["train.y"]
+            for c, idx in task.chunks:
+                self.between_chunks()
+                with _naming(f"chunk {c}"):
+                    transform = None
+                    if task.augment is not None:
+                        augmentation, key = task.augment
+                        transform = partial(augmentation, rng=chunk_rng(key, c))
+                    results[c] = compute_chunk(self.model, X, y, idx, a["slots"][c], transform)
+        elif isinstance(task, ReduceTask):
+            with _naming("the gradient reduction"):
+                sum_chunks(a["slots"][: task.n_chunks, task.lo : task.hi], task.batch,
+                           out=a["grad"][task.lo : task.hi])
+        elif isinstance(task, EvaluateTask):
+            X, y = a[f"{task.split}.X"], a[f"{task.split}.y"]
+            for c, lo, hi in task.chunks:
+                self.between_chunks()
+                with _naming(f"evaluation chunk {c}"):
+                    results[c] = evaluate_chunk(self.model, X[lo:hi], y[lo:hi], task.want_scores)
+        else:
+            raise ValueError(f"unknown task {task!r}")
+        return results
+
+
+class _ChunkFailed(Exception):
+    def __init__(self, where, detail):
+        super().__init__(where)
+        self.where, self.detail = where, detail
+
+
+class _naming:
+    """Turn any exception raised by the model's code into a one-line description."""
+
+    def __init__(self, where):
+        self.where = where
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if exc is None or not isinstance(exc, Exception) or isinstance(exc, _ChunkFailed):
+            return False
+        frames = traceback.extract_tb(tb)
+        place = f" ({frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+        detail = "".join(traceback.format_exception_only(exc)).strip().splitlines()[-1]
+        raise _ChunkFailed(self.where, detail + place) from None
+
+
+def compute_chunk(model, X, y, indices, grad_out, transform=None):
+    """Loss sum of one chunk, its gradient sum written into ``grad_out``; ``transform``
+    (images -> images), if given, is applied to the chunk's images first.
+
+    A contiguous run of indices is sliced (no gather copy); the values, and so the
+    bits, are the same as a gathered copy.
+    """
+    if len(indices) > 1 and indices[-1] - indices[0] == len(indices) - 1 and \
+            np.all(np.diff(indices) == 1):
+        sl = slice(int(indices[0]), int(indices[-1]) + 1)
+        Xc, yc = X[sl], y[sl]
+    else:
+        Xc, yc = X[indices], y[indices]
+    if transform is not None:
+        Xc = transform(Xc)
+    # Overflow is not an error here: the trainer checks loss and gradient for NaN/inf
+    # after every step and stops with one clear line.
+    with np.errstate(all="ignore"):
+        loss_sum, _ = model.loss_sum_and_grads(Xc, yc, grad_out=grad_out)
+    return float(loss_sum)
+
+
+def evaluate_chunk(model, X, y, want_scores=False):
+    """(loss sum, correct count, scores or None) of a forward pass on one chunk."""
+    with np.errstate(all="ignore"):   # a diverged model evaluates to nan, not warnings
+        scores, _ = model.forward(X)
+        loss_sum, _ = model.loss(scores, y)
+        correct = int(np.count_nonzero(model.loss.predict_labels(scores) == y))
+    return float(loss_sum), correct, (np.array(scores) if want_scores else None)

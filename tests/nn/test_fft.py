@@ -1,0 +1,26 @@
+"""The FFT convolution's numerics agree with im2col on LeNet-5-cat's shapes."""
+
+import numpy as np
+import pytest
+
+from partrain.nn import Conv2D
+
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
+
+
+def test_fft_and_im2col_agree_on_lenet5_cat_shapes():
+    """C1 and C3 of LeNet-5-cat (9x9 kernels, C3's table): same outputs and gradients."""
+    rng = np.random.default_rng(10)
+    for cin, cout, size, table in [(3, 6, 64, None), (6, 16, 28, [[0, 1, 2]] * 8 + [[3, 4, 5]] * 8)]:
+        x = rng.random((3, cin, size, size))
+        a = Conv2D(cin, cout, 9, table=table, method="im2col")
+        b = Conv2D(cin, cout, 9, table=table, method="fft")
+        params = {k: rng.standard_normal(s) for k, s in a.param_shapes().items()}
+        a.params, b.params = params, params
+        (ya, ca), (yb, cb) = a.forward(x), b.forward(x)
+        np.testing.assert_allclose(yb, ya, rtol=1e-9, atol=1e-9)
+        dy = rng.standard_normal(ya.shape)
+        (dxa, ga), (dxb, gb) = a.backward(dy, ca), b.backward(dy, cb)
+        np.testing.assert_allclose(dxb, dxa, rtol=1e-9, atol=1e-9)
+        for key in ga:
+            np.testing.assert_allclose(gb[key], ga[key], rtol=1e-9, atol=1e-8)
