@@ -12,7 +12,6 @@ workers never re-run your script (see partrain/engine/process.py).
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import inspect
 import json
@@ -23,7 +22,7 @@ from .data import as_data, hold_out_validation
 from .data.checks import as_images
 from .errors import UsageError
 from .nn.optim import Optimizer
-from .run.rundir import HISTORY, METRICS, RunDir
+from .run.rundir import METRICS, RunDir
 from .run.training import TrainingRun
 from .train.history import History
 from .train.settings import OptimizerSettings, TrainSettings
@@ -115,7 +114,7 @@ def load_run(path, best=False):
     """
     run = RunDir(path)
     model = run.read_params(run.read_model_architecture(), best=best)
-    rows = _read_history(run.file(HISTORY))
+    rows = run.read_history()
     evals = [{k: v for k, v in r.items() if k == "step" or "_acc" in k or "_loss" in k
               or k == "eval_seconds"} for r in rows if r.get("train_acc") is not None]
     try:
@@ -123,23 +122,3 @@ def load_run(path, best=False):
     except (OSError, ValueError):
         metrics = {}
     return model, History(rows, evals, metrics, str(path))
-
-
-def _read_history(path):
-    try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-    except OSError:
-        return []
-    parsed = []
-    for row in rows:
-        out = {}
-        for k, v in row.items():
-            if v in ("", None):
-                continue
-            try:
-                out[k] = int(v) if k in ("step", "epoch") else float(v)
-            except ValueError:
-                out[k] = v
-        parsed.append(out)
-    return parsed

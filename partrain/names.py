@@ -1,6 +1,6 @@
 """Resolve a model's name into a model: a preset, or a function in your file or module.
 
-Only the edges (cli.py, scaling.py) use this; the trainer takes objects.
+The command line and resume use this; the trainer takes objects.
 """
 
 from __future__ import annotations
@@ -14,10 +14,6 @@ from pathlib import Path
 
 from .errors import UsageError
 from .presets import PRESETS, build_model
-
-
-def is_preset(spec):
-    return spec in PRESETS
 
 
 def make_model(spec, *, input_shape, num_classes, seed=0, dtype="float32"):
@@ -35,7 +31,7 @@ def make_model(spec, *, input_shape, num_classes, seed=0, dtype="float32"):
     where, func_name = spec.rsplit(":", 1)
     build = getattr(_import(where), func_name, None)
     if not callable(build):
-        raise UsageError(f"--model {spec}: {where} has no function {func_name!r}")
+        raise UsageError(f"`model` {spec}: {where} has no function {func_name!r}")
     offered = dict(input_shape=tuple(input_shape), num_classes=num_classes, seed=seed,
                    dtype=dtype)
     try:
@@ -46,13 +42,13 @@ def make_model(spec, *, input_shape, num_classes, seed=0, dtype="float32"):
     except UsageError:
         raise
     except Exception as exc:
-        raise UsageError(f"--model {spec}: {func_name}() raised {type(exc).__name__}: {exc}") from None
+        raise UsageError(f"`model` {spec}: {func_name}() raised {type(exc).__name__}: {exc}") from None
     if not all(hasattr(model, a) for a in ("layers", "flat", "loss_sum_and_grads")):
-        raise UsageError(f"--model {spec}: {func_name}() returned {type(model).__name__}, "
+        raise UsageError(f"`model` {spec}: {func_name}() returned {type(model).__name__}, "
                          "not a partrain.Sequential")
     if str(model.dtype) != dtype and "dtype" not in kwargs:
-        raise UsageError(f"--model {spec}: the model is {model.dtype} but --dtype is {dtype}; "
-                         f"let {func_name}() take a dtype argument or pass --dtype {model.dtype}")
+        raise UsageError(f"`model` {spec}: the model is {model.dtype} but `dtype` is {dtype}; "
+                         f"let {func_name}() take a dtype argument or pass `dtype={model.dtype}`")
     return model
 
 
@@ -63,7 +59,7 @@ def _import(where):
     if where.endswith(".py") or os.sep in where:
         path = Path(where)
         if not path.is_file():
-            raise UsageError(f"--model: file not found: {path}")
+            raise UsageError(f"`model`: file not found: {path}")
         name = f"partrain_user_{abs(hash(str(path.resolve())))}"
         spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(spec)
@@ -72,7 +68,7 @@ def _import(where):
             spec.loader.exec_module(module)
         except Exception as exc:
             del sys.modules[name]
-            raise UsageError(f"--model: {path} failed to load: {type(exc).__name__}: {exc}") from None
+            raise UsageError(f"`model`: {path} failed to load: {type(exc).__name__}: {exc}") from None
         # Workers cannot import a module known only by its path: pickle its classes
         # and functions by value instead.
         cloudpickle.register_pickle_by_value(module)
@@ -82,4 +78,4 @@ def _import(where):
     try:
         return importlib.import_module(where)
     except Exception as exc:
-        raise UsageError(f"--model: cannot import {where}: {type(exc).__name__}: {exc}") from None
+        raise UsageError(f"`model`: cannot import {where}: {type(exc).__name__}: {exc}") from None

@@ -71,8 +71,8 @@ class MPIEngine(Engine):
         comm = world()
         size = comm.Get_size()
         if workers not in (None, "auto", size):
-            raise UsageError(f"under MPI every rank is a worker: --workers {workers} does not "
-                             f"match mpiexec -n {size}; drop --workers")
+            raise UsageError(f"under MPI every rank is a worker: `workers={workers}` does "
+                             f"not match mpiexec -n {size}; drop `workers`")
         super().__init__(model, splits, chunk_size, workers="auto", max_batch=max_batch,
                          reduction=reduction)
         self.comm, self.rank = comm, comm.Get_rank()

@@ -89,17 +89,6 @@ def write_params_h5(path, params, groups=None, attrs=None):
                 f.attrs[key] = value
 
 
-def read_params_h5(path, keys):
-    """Read the root datasets named by ``keys`` from a model.h5 file."""
-    import h5py
-
-    with h5py.File(path, "r") as f:
-        missing = [k for k in keys if k not in f]
-        if missing:
-            raise KeyError(f"missing parameters {', '.join(missing[:3])}")
-        return {k: f[k][()] for k in keys}
-
-
 def plot_curves(path, history, evals):
     """Loss per step and train/test accuracy at each evaluation, as one PNG."""
     import matplotlib

@@ -18,8 +18,8 @@ a damaged file is one clear error, never a traceback or silently wrong training.
 
 from __future__ import annotations
 
+import csv
 import json
-import math
 import pickle
 from pathlib import Path
 
@@ -130,6 +130,26 @@ class RunDir:
                                            dtype=str(model.dtype)))
         files.write_json(self.file(METRICS), metrics)
         files.plot_curves(self.file(CURVES), history, evals)
+
+    def read_history(self):
+        """history.csv as a list of rows ({column: int or float}); [] when absent."""
+        try:
+            with open(self.file(HISTORY), newline="") as f:
+                rows = list(csv.DictReader(f))
+        except OSError:
+            return []
+        parsed = []
+        for row in rows:
+            out = {}
+            for k, v in row.items():
+                if v in ("", None):
+                    continue
+                try:
+                    out[k] = int(v) if k in ("step", "epoch") else float(v)
+                except ValueError:
+                    out[k] = v
+            parsed.append(out)
+        return parsed
 
     def read_params(self, model, best=False):
         """Parameters from model.h5 into ``model``, each checked against the model."""
