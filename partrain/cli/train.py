@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .. import log
 from ..errors import UsageError
+from ..train.callbacks import Callback
 
 # Where the run in progress writes, for the stop message.
 CURRENT_RUN = {}
@@ -103,21 +104,34 @@ def resumed_run(args):
     return TrainingRun(model, data, optimizer, settings, record=dict(spec=spec)).resume(), spec
 
 
+class StartLine(Callback):
+    """The run's first line, once the engine has chosen its worker count.
+    spec: how the flags named the model and data."""
+
+    def __init__(self, spec):
+        self.spec = spec
+
+    def on_train_begin(self, trainer):
+        s, opt, engine = trainer.settings, trainer.optimizer, trainer.engine
+        sizes = " / ".join(f"{len(v[0])} {k}" for k, v in trainer.data.splits().items())
+        resumed = f", resuming after step {trainer.resumed_from}" if trainer.resumed_from else ""
+        auto = " (auto)" if s.workers in (None, "auto") else ""
+        log.info(f"{self.spec['model']} ({trainer.model.num_params:,} parameters) on "
+                 f"{trainer.data.name} ({sizes}), {trainer.total_steps} steps of batch "
+                 f"{s.batch_size}, {opt.name} lr {trainer.base_lr:g}, {trainer.model.dtype}, "
+                 f"{f'augment {s.augment}, ' if s.augment else ''}workers "
+                 f"{engine.workers}{auto}{resumed}")
+
+
 def run_training(run, spec):
     """Train ``run`` (a TrainingRun); ``spec``: how the flags named its model and data."""
-    s = run.settings
-    CURRENT_RUN["out"] = s.out
-    resumed = f", resuming after step {run.resumed_from}" if run.resumed_from else ""
-    sizes = " / ".join(f"{len(v[0])} {k}" for k, v in run.data.splits().items())
-    opt = run.optimizer
-    log.info(f"{spec['model']} ({run.model.num_params:,} parameters) on "
-             f"{run.data.name} ({sizes}), {run.total_steps} steps of batch "
-             f"{s.batch_size}, {opt.name} lr {run.trainer.base_lr:g}, {run.model.dtype}, "
-             f"{f'augment {s.augment}, ' if s.augment else ''}workers {s.workers}{resumed}")
+    CURRENT_RUN["out"] = run.settings.out
+    run.trainer.callbacks.insert(0, StartLine(spec))
     history = run.run()
     m = history.metrics
     accs = ", ".join(f"{k.split('_')[0]} accuracy {m[k]:.4f}" for k in
                      ("train_acc", "val_acc", "test_acc") if m.get(k) is not None)
     log.result(f"partrain: {m['steps']} steps in {m['total_seconds']:.1f} s "
-               f"({m['seconds_per_step_median']:.4f} s/step median); {accs}; outputs in {s.out}")
+               f"({m['seconds_per_step_median']:.4f} s/step median); {accs}; outputs in "
+               f"{run.settings.out}")
     return 0

@@ -10,7 +10,17 @@ test arrays).
     augment.py    random transforms of training images, the same on any worker count
 """
 
-from .container import Data, hold_out_validation
-from .sources import as_data, open_data
+import importlib
 
-__all__ = ["Data", "hold_out_validation", "as_data", "open_data"]
+# Imported on first use (PEP 562): a worker process needs only augment.py, not the
+# readers and their dependencies.
+_EXPORTS = {"Data": "container", "hold_out_validation": "container", "as_data": "sources",
+            "open_data": "sources"}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,7 +18,7 @@ import os
 import numpy as np
 
 from ..errors import UsageError
-from .base import Engine, StepStats
+from .base import Engine, StepStats, check_arguments
 from .partition import EVAL_CHUNK
 from .worker_count import check_worker_count
 
@@ -96,20 +96,44 @@ def choose_backend(backend=None, workers="auto"):
 
 def make_engine(model, splits, chunk_size, backend=None, workers="auto", max_batch=None,
                 **options):
-    """Build (not start) an engine. splits: {"train": (X, y), ...}."""
+    """Build (not start) an engine. splits: {"train": (X, y), ...}.
+
+    workers "auto" on this machine: the count :func:`.worker_count.auto_workers`
+    predicts fastest for a step of ``max_batch`` samples, timed on one chunk here;
+    one worker is the serial backend (no process to talk to)."""
+    check_arguments(splits, chunk_size)
+    if workers in (None, "auto") and backend in (None, "auto", "process") \
+            and not launched_by_mpi():
+        workers = _auto_local_workers(model, splits["train"], chunk_size, max_batch)
+        if backend in (None, "auto"):
+            backend = "serial" if workers == 1 else "process"
     cls = backend_class(choose_backend(backend, workers))
     return cls(model, splits, chunk_size, workers=workers, max_batch=max_batch, **options)
+
+
+def _auto_local_workers(model, train, chunk_size, max_batch):
+    from .worker_count import auto_workers, chunk_seconds
+
+    X, y = train
+    cores = backend_class("process").default_workers_for()
+    chunks = -(-int(max_batch or len(X)) // int(chunk_size))
+    if min(cores, chunks) <= 1:
+        return 1
+    return auto_workers(cores, chunks, chunk_seconds(model, X, y, chunk_size))
 
 
 def forward_scores(model, X, y=None, workers="auto"):
     """A forward pass over images X (N, *input_shape) on every core (every rank under
     MPI). Returns (scores (N, K), mean loss, accuracy); loss and accuracy are None
     without labels y (N,). A split of one evaluation chunk or less runs here, in this
-    process: starting workers would cost more than it saves."""
+    process (one worker is the serial backend): starting workers would cost more than
+    it saves."""
     labels = np.zeros(len(X), np.int64) if y is None else y
-    backend = "serial" if len(X) <= EVAL_CHUNK and not launched_by_mpi() else None
-    engine = make_engine(model, {"train": (X, labels)}, EVAL_CHUNK, backend=backend,
-                         workers=workers)
+    if workers in (None, "auto") and not launched_by_mpi():
+        # A forward pass costs little per chunk: one worker per chunk, up to the cores.
+        cores = backend_class("process").default_workers_for()
+        workers = max(1, min(cores, -(-len(X) // EVAL_CHUNK)))
+    engine = make_engine(model, {"train": (X, labels)}, EVAL_CHUNK, workers=workers)
     loss, accuracy, scores = engine.run(lambda e: e.evaluate("train", want_scores=True))
     return (scores, None, None) if y is None else (scores, loss, accuracy)
 

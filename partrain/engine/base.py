@@ -55,11 +55,7 @@ class Engine:
             raise UsageError(f"the {self.name} backend adds gradients "
                              f"{' or '.join(self.reductions)}, not `reduction={reduction!r}`")
         self.reduction = reduction
-        if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) \
-                or chunk_size < 1:
-            raise UsageError(f"`chunk_size` must be a positive integer, got {chunk_size!r}")
-        if "train" not in splits:
-            raise UsageError("the engine needs a 'train' split")
+        check_arguments(splits, chunk_size)
         self.model, self.splits = model, dict(splits)
         self.workers = resolve_workers(workers, self.default_workers_for())
         self.chunk_size = int(chunk_size)
@@ -186,6 +182,15 @@ class Engine:
     def _reduce(self, n_chunks, batch, what):
         """Fill ``self.grad`` with the chunk sum / batch, in chunk order."""
         raise NotImplementedError
+
+
+def check_arguments(splits, chunk_size):
+    """Refuse what no engine can work with: a bad chunk size, no training split."""
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) \
+            or chunk_size < 1:
+        raise UsageError(f"`chunk_size` must be a positive integer, got {chunk_size!r}")
+    if "train" not in splits:
+        raise UsageError("the engine needs a 'train' split")
 
 
 def _in_chunk_order(replies, n_chunks):

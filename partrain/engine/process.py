@@ -32,7 +32,6 @@ terminal's Ctrl-C or hang-up reaches only the coordinator, which stops them clea
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import socket
@@ -51,7 +50,7 @@ from .. import signals
 from ..errors import HungWorkerError, PartrainError, WorkerError
 from ..log import info
 from .base import Engine, raise_failure
-from .host import keep_freed_memory, one_blas_thread
+from .host import one_blas_thread
 from .messages import Failure, ReduceTask, Stop
 from .partition import param_ranges
 from .shared_memory import SharedArray
@@ -62,53 +61,6 @@ START_TIMEOUT = 120.0      # a worker not ready by then counts as a failed start
 SPAWN_ATTEMPTS = 3         # starts tried before the run stops with an error
 RETRIES_PER_MESSAGE = 3    # replacements of one worker within one message
 HANG_FACTOR, HANG_FLOOR, HANG_FIRST = 20.0, 10.0, 300.0   # seconds, see allowed_seconds
-
-
-# ----------------------------------------------------------------------------
-# The worker process
-# ----------------------------------------------------------------------------
-
-def worker_main():
-    """Entry point of a worker: ``python -c "...worker_main()" SOCKET_FD COORDINATOR_PID``."""
-    sock_fd, coordinator = int(sys.argv[1]), int(sys.argv[2])
-    _die_with_parent(coordinator)
-    keep_freed_memory()
-    conn = Connection(sock_fd)
-    try:
-        boot = conn.recv()
-        sys.path[:] = boot["sys_path"]
-        arrays = {key: SharedArray.attach(spec) for key, spec in boot["arrays"].items()}
-        import cloudpickle   # noqa: F401  (classes pickled by value need it to unpickle)
-        import pickle
-
-        try:
-            model = pickle.loads(boot["model"])
-        except Exception as exc:
-            conn.send(("failed", f"cannot rebuild the model in a worker: "
-                                 f"{type(exc).__name__}: {exc}"))
-            return
-        worker = Worker(model, arrays)
-        conn.send(("ready", os.getpid()))
-        with one_blas_thread():
-            while True:
-                task = conn.recv()
-                if isinstance(task, Stop):
-                    return
-                conn.send(worker.reply(task))
-    except (EOFError, OSError, KeyboardInterrupt):
-        return   # the coordinator is gone or stopping us: leave quietly
-
-
-def _die_with_parent(coordinator_pid):
-    """Ask Linux to SIGKILL this process when the coordinator dies (even a stopped
-    worker), and leave at once if it is already gone."""
-    try:
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass   # not Linux: the socket's EOF still ends the worker when it next reads
-    if os.getppid() != coordinator_pid:
-        os._exit(0)
 
 
 class _WorkerProcess:
@@ -122,15 +74,23 @@ class _WorkerProcess:
             [str(Path(__file__).resolve().parents[2])] + sys.path[1:]))
         env.pop("PYTHONSTARTUP", None)
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from partrain.engine.process import worker_main; "
+            [sys.executable, "-c", "from partrain.engine.worker_process import worker_main; "
              "worker_main()", str(child.fileno()), str(os.getpid())],
             pass_fds=[child.fileno(), *fds], stdin=subprocess.DEVNULL, stderr=self.stderr,
             env=env, start_new_session=True)
         child.close()   # the worker's end is now only in the worker: EOF when it dies
         self.conn = Connection(parent.detach())
-        self.conn.send(boot)
+        self.boot = boot
         self.peak_rss = 0
         self.sentinel = _ProcessSentinel(self.proc)
+
+    def send_boot(self):
+        """Send what the worker needs to start (it waits in the socket while the worker
+        imports; a large model fills the buffer and blocks until the worker reads it)."""
+        try:
+            self.conn.send(self.boot)
+        except OSError:
+            pass   # died before reading it: wait_ready reports it with its exit status
 
     def wait_ready(self):
         deadline = time.monotonic() + START_TIMEOUT
@@ -248,27 +208,34 @@ class ProcessEngine(Engine):
         # thread spins on a core a worker needs.
         self._blas = one_blas_thread()
         self._blas.__enter__()
-        self.procs = [None] * self.workers
-        for i in range(self.workers):
-            self.procs[i] = self._spawn(i)
+        self.procs = self._spawn(range(self.workers))
 
-    def _spawn(self, index):
-        """Start worker ``index`` and wait until it is ready; a failed start is retried."""
-        for attempt in range(1, SPAWN_ATTEMPTS + 1):
-            proc = _WorkerProcess(index, self.boot, self.fds)
-            try:
-                proc.wait_ready()
-                return proc
-            except WorkerError:
+    def _spawn(self, indices):
+        """Start the workers ``indices`` all at once (each start is mostly a new Python
+        importing numpy: in parallel they take the time of one) and wait until every
+        one is ready; a failed start is retried. Returns their _WorkerProcess objects."""
+        started = [_WorkerProcess(i, self.boot, self.fds) for i in indices]
+        try:
+            for proc in started:
+                proc.send_boot()
+            for n, proc in enumerate(started):
+                for attempt in range(1, SPAWN_ATTEMPTS + 1):
+                    try:
+                        proc.wait_ready()
+                        break
+                    except WorkerError:
+                        raise   # the model itself cannot be rebuilt: retrying will not help
+                    except PartrainError:
+                        proc.kill()
+                        if attempt == SPAWN_ATTEMPTS:
+                            raise
+                        proc = started[n] = _WorkerProcess(proc.index, self.boot, self.fds)
+                        proc.send_boot()
+        except BaseException:
+            for proc in started:
                 proc.kill()
-                raise   # the model itself cannot be rebuilt: retrying will not help
-            except PartrainError:
-                proc.kill()
-                if attempt == SPAWN_ATTEMPTS:
-                    raise
-            except BaseException:
-                proc.kill()
-                raise
+            raise
+        return started
 
     def _close(self):
         deadline = time.monotonic() + 5.0
@@ -360,6 +327,6 @@ class ProcessEngine(Engine):
         if what == "hung":
             info(f"worker {w} sent nothing for {waited:.1f} s (limit "
                  f"{self.allowed_seconds(task.kind):.1f} s); replacing it")
-        self.procs[w] = self._spawn(w)
+        self.procs[w], = self._spawn([w])
         self.replacements += 1
         self.procs[w].send(task)

@@ -16,7 +16,6 @@ import os
 import tempfile
 
 import numpy as np
-import psutil
 
 from ..errors import PartrainError
 
@@ -30,6 +29,8 @@ class SharedArray:
     def __init__(self, shape, dtype, what):
         dtype = np.dtype(dtype)
         self.size = max(int(np.prod(shape, dtype=np.int64)) * dtype.itemsize, 1)
+        import psutil   # here, not at the top: a worker process only attaches
+
         available = psutil.virtual_memory().available
         if self.size > available:   # reserving it would only wake the OOM killer
             raise PartrainError(

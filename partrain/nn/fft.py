@@ -31,17 +31,24 @@ complex arrays (..., s0, s1 // 2 + 1).
 from __future__ import annotations
 
 import numpy as np
-import scipy.fft
+
+
+def _scipy_fft():
+    # Imported on first use: scipy costs a worker 0.2 s to import, and only models
+    # with large kernels take the FFT path.
+    import scipy.fft
+
+    return scipy.fft
 
 
 def transform_size(hp, wp):
     """(s0, s1): the smallest fast real-FFT sizes >= the padded input's (hp, wp)."""
-    return (scipy.fft.next_fast_len(hp, True), scipy.fft.next_fast_len(wp, True))
+    return (_scipy_fft().next_fast_len(hp, True), _scipy_fft().next_fast_len(wp, True))
 
 
 def spectrum(a, s):
     """2-D real FFT of the last two axes at size s: (..., H, W) -> (..., s0, s1 // 2 + 1)."""
-    return scipy.fft.rfft2(a, s=s)
+    return _scipy_fft().rfft2(a, s=s)
 
 
 def correlate(xp, Wf, k, s, links):
@@ -57,7 +64,7 @@ def correlate(xp, Wf, k, s, links):
     hp, wp = xp.shape[2:]
     oh, ow = hp - k + 1, wp - k + 1
     Xf = spectrum(xp, s)
-    y = scipy.fft.irfft2(mix_channels(Xf, Wf.conj()), s=s)[:, :, :oh, :ow]
+    y = _scipy_fft().irfft2(mix_channels(Xf, Wf.conj()), s=s)[:, :, :oh, :ow]
     zero = structural_zeros(xp, k, links)
     if zero is not None:
         y[zero] = 0
@@ -75,7 +82,7 @@ def kernel_gradient(dYf, Xf, k, s, connected):
     # Sum over the batch in frequency space, then one inverse transform per
     # connected kernel (60 of LeNet-5's 96 C3 pairs).
     dWf = connected(mix_channels(dYf.conj().swapaxes(0, 1), Xf.swapaxes(0, 1)))
-    return scipy.fft.irfft2(dWf, s=s)[..., :k, :k]
+    return _scipy_fft().irfft2(dWf, s=s)[..., :k, :k]
 
 
 def input_gradient(dYf, Wf, s, hp, wp):
@@ -84,7 +91,7 @@ def input_gradient(dYf, Wf, s, hp, wp):
     dYf: (N, C_out, ...), ``spectrum`` of dy; Wf: (C_out, C_in, ...), of the kernels
     Returns (N, C_in, hp, wp), a non-contiguous view.
     """
-    return scipy.fft.irfft2(mix_channels(dYf, Wf.swapaxes(0, 1)), s=s)[:, :, :hp, :wp]
+    return _scipy_fft().irfft2(mix_channels(dYf, Wf.swapaxes(0, 1)), s=s)[:, :, :hp, :wp]
 
 
 def structural_zeros(a, k, links):
