@@ -18,7 +18,9 @@ classes defined in ``__main__`` or a notebook *by value*, where the standard pic
 would only name them and fail in the worker.
 
 A step sends each worker a small message over its socket (its chunks' sample indices,
-or its parameter range to reduce); see :mod:`.messages`.
+or its parameter range to reduce); see :mod:`.messages`. A small gradient (at most
+``LOCAL_REDUCE_ELEMENTS`` chunk-elements) is reduced by the coordinator itself, with the
+same function in the same order, saving the second round trip.
 
 Failures: the coordinator waits on the sockets and the process handles with a short
 timeout, so a dead worker is noticed at once and a stop request within a fraction of a
@@ -52,7 +54,7 @@ from ..log import info
 from .base import Engine, raise_failure
 from .host import one_blas_thread
 from .messages import Failure, ReduceTask, Stop
-from .partition import param_ranges
+from .partition import param_ranges, sum_chunks
 from .shared_memory import SharedArray
 from .worker import Worker
 
@@ -61,6 +63,11 @@ START_TIMEOUT = 120.0      # a worker not ready by then counts as a failed start
 SPAWN_ATTEMPTS = 3         # starts tried before the run stops with an error
 RETRIES_PER_MESSAGE = 3    # replacements of one worker within one message
 HANG_FACTOR, HANG_FLOOR, HANG_FIRST = 20.0, 10.0, 300.0   # seconds, see allowed_seconds
+# Gradients of at most this many chunk-elements (chunks x parameters) are added by the
+# coordinator itself: about 0.25 ms of additions on one core (4 x 60,806 for lenet5 at
+# batch 32: 62 us), less than a round of reduce tasks to every worker and back
+# (lenet5 b32 on 2 workers: 0.84 ms of coordination a step with the round trip).
+LOCAL_REDUCE_ELEMENTS = 1_000_000
 
 
 class _WorkerProcess:
@@ -168,6 +175,7 @@ class _ProcessSentinel:
 
 class ProcessEngine(Engine):
     name = "process"
+    local_reduce_elements = LOCAL_REDUCE_ELEMENTS
 
     @classmethod
     def default_workers_for(cls):
@@ -262,6 +270,10 @@ class ProcessEngine(Engine):
 
     # -- one exchange -------------------------------------------------------------
     def _reduce(self, n_chunks, batch, what):
+        if n_chunks * self.model.num_params <= self.local_reduce_elements:
+            # The same sum in the same order, so the same bits, without a round trip.
+            sum_chunks(self.shared["slots"].array[:n_chunks], batch, out=self.grad)
+            return
         ranges = param_ranges(self.model.num_params, self.workers)
         seq = self._next_seq()
         self._exchange({w: ReduceTask(seq, what, n_chunks, batch, lo, hi)

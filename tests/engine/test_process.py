@@ -60,3 +60,19 @@ def test_a_worker_imports_neither_scipy_nor_psutil_for_a_small_kernel_model():
     out = subprocess.run([sys.executable, "-c", worker_only], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_local_and_distributed_reductions_give_the_same_bits():
+    from partrain.presets import build_model
+    from partrain.testing import data_for
+
+    X, y = data_for("digits32").train
+    grads = []
+    for local in (10**9, 0):
+        model = build_model("lenet5", input_shape=X.shape[1:], num_classes=10)
+        with make_engine(model, {"train": (X, y)}, 8, backend="process", workers=3,
+                         max_batch=64) as engine:
+            engine.local_reduce_elements = local
+            loss, grad = engine.gradient(np.arange(64))
+            grads.append((loss, grad.tobytes()))
+    assert grads[0] == grads[1]
