@@ -34,12 +34,13 @@ class HungWorkerError(WorkerError):
     """A worker stopped answering and could not be replaced (exit status 1)."""
 
 
-class Interrupted(BaseException):
+class Interrupted(KeyboardInterrupt):
     """The run was asked to stop (Ctrl-C, SIGTERM, SIGHUP) and stopped at a step
     boundary; the exit status is 128 + the signal number, as a shell reports it.
 
-    A BaseException, like KeyboardInterrupt, because a stop raised inside library code
-    must reach the command line: psutil, for one, wraps its import-time reads in
+    A KeyboardInterrupt, so ``except KeyboardInterrupt:`` in a script or notebook
+    catches every stop; and so a BaseException, because a stop raised inside library
+    code must reach the command line: psutil, for one, wraps its import-time reads in
     ``except Exception`` and would swallow it, leaving itself half-initialised.
     """
 

@@ -52,6 +52,11 @@ def deferred():
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)
+        if outermost:
+            # The stop was acted on inside the block (or the block ended first): what
+            # comes next in this process (a predict after an interrupted fit) starts
+            # with no stop pending.
+            _requested.clear()
 
 
 def check():

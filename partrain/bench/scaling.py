@@ -101,9 +101,12 @@ def torch_step_seconds(model, X, y, threads, repeats):
 
 def run_scaling(model_name, dataset, data_dir=None, workers=(1, 2), batch_sizes=("full",),
                 dtype="float32", chunk_size=None, rounds=5, steps=3, baselines=True,
-                name=None, out="results/scaling", log=print):
+                name=None, out=None, log=print):
     from ..machine import machine_info, physical_cores
     from ..train.settings import default_chunk_size
+
+    if out is None:
+        raise ValueError("run_scaling needs out, the folder to write its files to")
 
     data = open_data(dataset=dataset, data_dir=data_dir, dtype=dtype)
     X, y = data.train
@@ -167,6 +170,9 @@ def run_scaling(model_name, dataset, data_dir=None, workers=(1, 2), batch_sizes=
     _write(result, Path(out), name, workers)
     return result
 
+
+# The files run_scaling writes, as <name><suffix>.
+OUTPUT_SUFFIXES = (".csv", ".json", ".md", ".png")
 
 FIELDS = ["batch", "config", "workers", "chunk_size", "step_seconds_median", "step_seconds_min",
           "step_seconds_max", "overhead_percent", "speedup", "efficiency", "images_per_second",

@@ -80,17 +80,30 @@ def cmd_info(args):
 
 
 def cmd_scale(args):
+    import os
+    import time
+
+    from ..bench.scaling import OUTPUT_SUFFIXES, run_scaling
     from ..machine import physical_cores
     from ..presets import PRESETS
-    from ..bench.scaling import run_scaling
 
+    name = args.name or f"{args.model}-{args.dtype}"
+    if args.out is None:
+        # Not ./results/...: run from a clone, that would replace its committed figures.
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        out = cache / "partrain" / "scale" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    else:
+        out = Path(args.out)
+    existing = [str(out / f"{name}{suffix}") for suffix in OUTPUT_SUFFIXES
+                if (out / f"{name}{suffix}").exists()]
+    if existing and not args.overwrite:
+        raise UsageError(f"{existing[0]} already exists; pass `overwrite=True` to replace "
+                         "it or choose another `out`")
     workers = args.workers or list(range(1, physical_cores() + 1))
     result = run_scaling(args.model, args.dataset or PRESETS[args.model].dataset, args.data_dir,
                          workers=workers, batch_sizes=args.batch_sizes, dtype=args.dtype,
                          chunk_size=args.chunk_size, rounds=args.rounds, steps=args.steps,
-                         baselines=not args.no_baselines, name=args.name, out=args.out,
-                         log=log.info)
-    log.result((Path(args.out) / f"{result['name']}.md").read_text())
+                         baselines=not args.no_baselines, name=name, out=out, log=log.info)
+    log.result((out / f"{result['name']}.md").read_text())
+    log.info(f"outputs in {out}")
     return 0
-
-

@@ -161,7 +161,10 @@ def build_parser():
                     help="timed steps per configuration and round")
     sc.add_argument("--no-baselines", action="store_true")
     sc.add_argument("--name", metavar="NAME", help="output file stem (default MODEL-DTYPE)")
-    sc.add_argument("--out", default="results/scaling", metavar="DIR")
+    sc.add_argument("--out", metavar="DIR", help="where to write (default: a new folder "
+                    "under ~/.cache/partrain/scale, never inside your working directory)")
+    sc.add_argument("--overwrite", action="store_true",
+                    help="replace files of the same name in --out")
     return p
 
 

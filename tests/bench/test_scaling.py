@@ -45,3 +45,30 @@ def test_scale_run_writes_csv_markdown_plot_and_json(tmp_path):
     from partrain.testing import shm_entries, worker_processes
 
     assert worker_processes() == [] and shm_entries() == []
+
+
+@pytest.mark.slow
+def test_scale_writes_outside_the_working_directory_and_never_over_a_file(tmp_path,
+                                                                            monkeypatch, capsys):
+    from partrain.cli import main
+
+    work, cache = tmp_path / "clone", tmp_path / "cache"
+    work.mkdir()
+    (work / "results" / "scaling").mkdir(parents=True)
+    figure = work / "results" / "scaling" / "lenet5-float32.png"
+    figure.write_bytes(b"committed")
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    quick = ["scale", "--model", "lenet5", "--dataset", "digits32", "--workers", "1",
+             "--batch-sizes", "16", "--rounds", "1", "--steps", "1", "--no-baselines"]
+    assert main(quick) == 0
+    assert figure.read_bytes() == b"committed"
+    assert sorted(p.name for p in work.rglob("*")) == ["lenet5-float32.png", "results", "scaling"]
+    written = list((cache / "partrain" / "scale").glob("lenet5-float32-*/lenet5-float32.png"))
+    assert len(written) == 1
+    capsys.readouterr()
+    assert main([*quick, "--out", "results/scaling"]) == 2
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+    assert figure.read_bytes() == b"committed"
+    assert main([*quick, "--out", "results/scaling", "--overwrite"]) == 0
+    assert figure.read_bytes() != b"committed"
