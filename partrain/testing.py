@@ -34,6 +34,9 @@ from pathlib import Path
 import numpy as np
 import psutil
 
+# Central differences in float64, shared with partrain.gradcheck.
+from partrain.nn.gradcheck import numeric_grad, rel_error, sample_coords  # noqa: F401
+
 # ----------------------------------------------------------------------------
 # Trainers from names
 # ----------------------------------------------------------------------------
@@ -134,40 +137,6 @@ def __getattr__(name):
     Scale.__qualname__ = "Scale"   # pickle finds it by name, as any module-level class
     globals()["Scale"] = Scale
     return Scale
-
-
-# ----------------------------------------------------------------------------
-# Gradients: central differences, for float64 models
-# ----------------------------------------------------------------------------
-
-def rel_error(a, b):
-    """||a - b|| / (||a|| + ||b||): 0 for equal vectors, ~1 for unrelated ones."""
-    a, b = np.ravel(a), np.ravel(b)
-    denom = np.linalg.norm(a) + np.linalg.norm(b)
-    return 0.0 if denom == 0 else float(np.linalg.norm(a - b) / denom)
-
-
-def numeric_grad(f, x, h=1e-6, coords=None):
-    """d f / d x by central differences at the flat positions ``coords`` (all if None),
-    shape (len(coords),). f() reads x, which is perturbed in place and restored."""
-    flat = x.reshape(-1)
-    coords = range(flat.size) if coords is None else coords
-    out = []
-    for i in coords:
-        old = flat[i]
-        flat[i] = old + h
-        plus = f()
-        flat[i] = old - h
-        minus = f()
-        flat[i] = old
-        out.append((plus - minus) / (2 * h))
-    return np.array(out)
-
-
-def sample_coords(size, n, rng):
-    """``n`` distinct flat positions out of ``size``, drawn by ``rng`` (all when
-    size <= n): where to check a large gradient."""
-    return np.arange(size) if size <= n else rng.choice(size, n, replace=False)
 
 
 # ----------------------------------------------------------------------------

@@ -11,6 +11,7 @@ Modules: ``parser`` (every command and flag), ``train`` (``partrain train``),
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from pathlib import Path
@@ -82,8 +83,18 @@ def _run_command(argv):
 
         commands = dict(train=cmd_train, eval=cmd_eval, models=cmd_models,
                         datasets=cmd_datasets, info=cmd_info, scale=cmd_scale)
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        if not (sys.argv[1:] if argv is None else argv):
+            parser.print_help()   # `partrain` alone: what it can do, not an error
+            return 0
+        args = parser.parse_args(argv)
         return commands[args.command](args)
+    except BrokenPipeError:
+        # `partrain models | head -1`: the reader has all it wanted. Say nothing, and
+        # end as a process ended by SIGPIPE does; stdout goes nowhere so that Python's
+        # own flush at exit does not complain either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except PartrainError as exc:
         from .parser import flag_spelling
 

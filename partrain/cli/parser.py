@@ -107,6 +107,9 @@ def build_parser():
 
     p = Parser(prog="partrain", description="Train hand-written numpy CNNs data-parallel "
                "on every CPU core.")
+    from .. import __version__
+
+    p.add_argument("--version", action="version", version=f"partrain {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     t = sub.add_parser("train", help="train a preset or your own network on a dataset or your data",

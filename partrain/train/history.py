@@ -23,8 +23,26 @@ class History:
     out: str | None = None
 
     def __getitem__(self, key):
+        """The column ``key``: per step for step keys, per evaluation otherwise."""
         rows = self.rows if key in STEP_KEYS else self.evals
+        if not any(key in r for r in rows):
+            raise KeyError(f"{key!r}: the history has {', '.join(self.keys()) or 'no columns'}")
         return [r.get(key) for r in rows]
+
+    def keys(self):
+        """The columns this history holds, step columns first."""
+        seen = {}
+        for r in [*self.rows[:1], *self.evals[:1]]:
+            seen.update(dict.fromkeys(r))
+        return list(seen)
 
     def __len__(self):
         return len(self.rows)
+
+    def __repr__(self):
+        last = self.evals[-1] if self.evals else {}
+        accs = ", ".join(f"{k} {last[k]:.4f}" for k in ("train_acc", "val_acc", "test_acc")
+                         if last.get(k) is not None)
+        loss = f", last loss {self.rows[-1]['loss']:.4f}" if self.rows else ""
+        return (f"History({len(self.rows)} steps, {len(self.evals)} evaluations{loss}"
+                f"{', ' + accs if accs else ''}{', out=' + repr(self.out) if self.out else ''})")
