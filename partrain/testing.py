@@ -207,6 +207,7 @@ BANNER = re.compile(r"^partrain: \S+ \([\d,]+ parameters\) on ")
 NOTICE = re.compile(r"^partrain: SIG[A-Z]+ received; stopping")
 REPLACED = re.compile(r"^partrain: worker \d+ sent nothing for .*; replacing it$")
 WARNING_LINE = re.compile(r"^partrain: warning: ")
+EVALUATION_LINE = re.compile(r"^partrain: step \d+/\d+ \(epoch \d+\): loss ")
 PY_WARNING = re.compile(r"\b\w*Warning\b")
 
 
@@ -279,10 +280,10 @@ def wait_for(predicate, timeout, interval=0.0005, proc=None):
 
 def final_lines(stderr):
     """The final ``partrain:`` lines of ``stderr``: errors and "stopped by" (not the
-    banner, the stop notice, replacement or warning lines)."""
+    banner, the stop notice, replacement, warning or per-evaluation lines)."""
     return [ln for ln in stderr.splitlines() if ln.startswith("partrain:")
             and not (BANNER.match(ln) or NOTICE.match(ln) or REPLACED.match(ln)
-                     or WARNING_LINE.match(ln))]
+                     or WARNING_LINE.match(ln) or EVALUATION_LINE.match(ln))]
 
 
 def output_problems(stdout, stderr, finals=1):

@@ -1,13 +1,17 @@
-"""Hooks into the training loop, and the progress bar built on them.
+"""Hooks into the training loop, and the progress bar and log built on them.
 
-A callback sees the run begin, every committed step, and the end. ``on_step_end`` runs
-inside the commit, with stop requests held: what it writes (a checkpoint) is never cut
-in half, and it must not wait on anything slow.
+A callback sees the run begin, every committed step, every epoch's end, and the end.
+``on_step_end`` and ``on_epoch_end`` run inside the commit, with stop requests held:
+what they write (a checkpoint) is never cut in half, and they must not wait on anything
+slow. A callback that changes the run must do so as a function of the run's history
+(as partrain's schedules do, see :mod:`.schedule`), or a resumed run will differ.
 """
 
 from __future__ import annotations
 
 import sys
+
+from .. import log
 
 
 class Callback:
@@ -20,23 +24,51 @@ class Callback:
         """After step ``row["step"]`` was committed; ``row`` holds its loss, lr,
         timings, and the evaluation results when it was an evaluation step."""
 
+    def on_epoch_end(self, trainer, epoch, row):
+        """After the last step of ``epoch`` (0-based) was committed; ``row`` is that
+        step's row."""
+
     def on_train_end(self, trainer, history, stopped):
         """After the last step, or a stop: ``stopped`` is the exception that stopped
         the run (it is raised after every callback ran), or None."""
 
 
+def summary(row):
+    """"loss 0.1234, train_acc 0.9000, val_acc 0.8800" of a history row."""
+    parts = [f"loss {row['loss']:.4f}"]
+    parts += [f"{k} {row[k]:.4f}" for k in ("train_acc", "val_acc", "test_acc")
+              if row.get(k) is not None]
+    return ", ".join(parts)
+
+
 class ProgressBar(Callback):
-    """A tqdm bar on stderr: steps, rate, time left, and the latest loss."""
+    """A tqdm bar (a widget in Jupyter): steps, rate, time left, the epoch, the latest
+    loss and validation accuracy."""
 
     def on_train_begin(self, trainer):
-        from tqdm import tqdm
+        from tqdm.auto import tqdm
 
         self.bar = tqdm(total=trainer.total_steps, initial=len(trainer.history), unit="step",
                         dynamic_ncols=True, file=sys.stderr, leave=False)
+        self.val = None
 
     def on_step_end(self, trainer, row):
-        self.bar.set_postfix(loss=f"{row['loss']:.4f}", refresh=False)
+        self.val = row.get("val_acc", self.val)
+        postfix = dict(epoch=row["epoch"], loss=f"{row['loss']:.4f}")
+        if self.val is not None:
+            postfix["val_acc"] = f"{self.val:.4f}"
+        self.bar.set_postfix(postfix, refresh=False)
         self.bar.update()
 
     def on_train_end(self, trainer, history, stopped):
         self.bar.close()
+
+
+class EvaluationLog(Callback):
+    """One log line per evaluation (by default every epoch), through partrain's logger:
+    the same in a terminal, a notebook or a file, where a bar leaves nothing."""
+
+    def on_step_end(self, trainer, row):
+        if "train_acc" in row:
+            log.info(f"step {row['step']}/{trainer.total_steps} (epoch {row['epoch'] + 1}): "
+                     f"{summary(row)}")

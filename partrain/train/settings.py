@@ -100,6 +100,16 @@ class TrainSettings:
         metavar="F")
     seed: int = setting(0, "which samples each step uses (and the model's initial values)",
                         text=nonnegative_int, metavar="N")
+    lr_schedule: str | None = setting(
+        None, "step:every=E,factor=F (the rate times F every E epochs), cosine (down to 0 "
+        "over the run) or plateau:patience=P,factor=F (times F after P evaluations without "
+        "a better validation accuracy)", metavar="SPEC")
+    warmup_steps: int | None = setting(
+        None, "ramp the learning rate up linearly over the first N steps", text=positive_int,
+        metavar="N")
+    early_stopping: int | None = setting(
+        None, "stop when the validation accuracy has not improved for N evaluations "
+        "(best/ keeps the best parameters)", text=positive_int, metavar="N")
     augment: str | None = setting(
         None, "random transforms of the training images each step: flip (mirror "
         "left-right) and/or shift=K (move up to K pixels), e.g. flip,shift=2; the same on "
@@ -133,6 +143,8 @@ class TrainSettings:
         metavar="N", group="outputs", result=False)
     progress: bool = setting(True, "no progress bar", group="outputs", result=False,
                              flag="--no-progress")
+    verbose: bool = setting(True, "no line per evaluation (loss and accuracies)",
+                            group="outputs", result=False, flag="--quiet")
     out: str | None = setting(None, "run directory", metavar="DIR", group="outputs",
                               result=False)
     overwrite: bool = setting(False, "replace an existing run directory (its previous "
@@ -149,7 +161,7 @@ class TrainSettings:
         if s.batch_size == "full":
             s.batch_size = n_train
         for key in ("steps", "epochs", "batch_size", "chunk_size", "eval_every",
-                    "checkpoint_every"):
+                    "checkpoint_every", "warmup_steps", "early_stopping"):
             _positive_int(key, getattr(s, key), optional=True)
         if isinstance(s.seed, bool) or not isinstance(s.seed, (int, np.integer)) or s.seed < 0:
             raise UsageError(f"`seed` must be a non-negative integer, got {s.seed!r}")
@@ -163,9 +175,12 @@ class TrainSettings:
                 and 0 < s.lr_decay <= 1):
             raise UsageError(f"`lr_decay` must lie in (0, 1], got {s.lr_decay!r}")
         from ..data.augment import parse
+        from .schedule import parse as parse_schedule
 
         augmentation = parse(s.augment)
         s.augment = str(augmentation) if augmentation else None   # one spelling per choice
+        schedule = parse_schedule(s.lr_schedule)
+        s.lr_schedule = str(schedule) if schedule else None
 
         check_worker_count(s.workers)
         s.batch_size = min(int(s.batch_size), n_train)
@@ -179,7 +194,7 @@ class TrainSettings:
 
     # Result settings added after checkpoints already existed: left out of the
     # fingerprint while unset, so those checkpoints still resume.
-    LATER_FIELDS = ("augment",)
+    LATER_FIELDS = ("augment", "lr_schedule", "warmup_steps", "early_stopping")
 
     def result_settings(self):
         """The settings that change the parameters or the history (the fingerprint of

@@ -23,7 +23,8 @@ from .. import signals
 from ..data.augment import parse as parse_augmentation
 from ..engine import make_engine
 from ..errors import DivergenceError, Interrupted, PartrainError, UsageError
-from .callbacks import ProgressBar
+from . import schedule
+from .callbacks import EvaluationLog, ProgressBar
 from .history import History
 from .sampler import Sampler
 from .settings import TrainSettings
@@ -56,8 +57,13 @@ class Trainer:
         if s.momentum_reset == "epoch" and not callable(getattr(optimizer, "reset_state", None)):
             raise UsageError(f"`momentum_reset` needs an optimizer with reset_state(); "
                              f"{type(optimizer).__name__} has none")
+        self.schedule = schedule.parse(s.lr_schedule)
+        if s.early_stopping and data.val is None:
+            raise UsageError("`early_stopping` watches the validation accuracy: give a "
+                             "validation split (`validation_split` or `validation_data`)")
         self.total_steps = s.steps
-        self.callbacks = [*callbacks, *([ProgressBar()] if s.progress else [])]
+        self.callbacks = [*callbacks, *([ProgressBar()] if s.progress else []),
+                          *([EvaluationLog()] if s.verbose else [])]
         self.history, self.evals = [], []
         self.best = dict(metric="val_acc", value=None, step=None, flat=None)
         self.resumed_from = None
@@ -106,6 +112,8 @@ class Trainer:
     def _loop(self, engine):
         s, model, opt = self.settings, self.model, self.optimizer
         for step in range(len(self.history), self.total_steps):
+            if self.stopped_early():
+                return
             signals.check()
             t0 = time.perf_counter()
             epoch, idx = self.sampler.batch(step)
@@ -114,7 +122,8 @@ class Trainer:
             loss = model.add_weight_decay(loss, grad, opt.weight_decay)
             self._check_divergence(step, loss, grad)
             with signals.held():                          # the commit
-                opt.lr = self.base_lr * s.lr_decay ** epoch
+                opt.lr = self.base_lr * s.lr_decay ** epoch * schedule.lr_factor(
+                    self.schedule, s.warmup_steps, step, epoch, self.total_steps, self.evals)
                 if s.momentum_reset == "epoch" and step % self.sampler.steps_per_epoch == 0:
                     # A function of the step number, so a run resumed at an epoch
                     # boundary resets exactly where the uninterrupted one does.
@@ -129,6 +138,16 @@ class Trainer:
                     self._evaluate(row)
                 for callback in self.callbacks:
                     callback.on_step_end(self, row)
+                if (step + 1) % self.sampler.steps_per_epoch == 0 or step + 1 == self.total_steps:
+                    for callback in self.callbacks:
+                        callback.on_epoch_end(self, epoch, row)
+
+    def stopped_early(self):
+        """True once the validation accuracy has not improved for ``early_stopping``
+        evaluations: a function of the evaluations, so a resumed run stops where the
+        uninterrupted one did."""
+        patience = self.settings.early_stopping
+        return bool(patience) and schedule.evaluations_since_best(self.evals) >= patience
 
     def _check_divergence(self, step, loss, grad):
         first = self.history[0]["loss"] if self.history else loss
@@ -164,6 +183,7 @@ class Trainer:
             model=self.model.name, data=self.data.name, steps=len(self.history),
             total_steps=self.total_steps,
             completed=len(self.history) == self.total_steps and stopped is None,
+            stopped_early=self.stopped_early(),
             stopped_by=str(stopped) if stopped else None,
             evaluated_at_step=last_eval.get("step"),
             **{k: v for k, v in last_eval.items() if k != "step"},
