@@ -66,9 +66,15 @@ class ProgressBar(Callback):
 
 class EvaluationLog(Callback):
     """One log line per evaluation (by default every epoch), through partrain's logger:
-    the same in a terminal, a notebook or a file, where a bar leaves nothing."""
+    the same in a terminal, a notebook or a file, where a bar leaves nothing. Its loss
+    is the mean of the steps' losses since the previous line."""
+
+    def on_train_begin(self, trainer):
+        self.since = len(trainer.history)
 
     def on_step_end(self, trainer, row):
         if "train_acc" in row:
+            losses = [r["loss"] for r in trainer.history[self.since:]]
+            self.since = len(trainer.history)
             log.info(f"step {row['step']}/{trainer.total_steps} (epoch {row['epoch'] + 1}): "
-                     f"{summary(row)}")
+                     f"{summary(dict(row, loss=sum(losses) / len(losses)))}")
