@@ -18,12 +18,14 @@ import json
 
 import numpy as np
 
+from . import log
 from .data import as_data, hold_out_validation
 from .data.checks import as_images
 from .errors import UsageError
 from .nn.optim import Optimizer
 from .run.rundir import METRICS, RunDir
 from .run.training import TrainingRun
+from .train.callbacks import summary
 from .train.history import History
 from .train.settings import OptimizerSettings, TrainSettings
 
@@ -68,7 +70,13 @@ def fit(model, X, y=None, *, validation_data=None, validation_split=0.0, test_da
     run = TrainingRun(model, data, optimizer, TrainSettings(**loop), callbacks=callbacks)
     if resume:
         run.resume()
-    return run.run()
+    history = run.run()
+    if run.settings.verbose:
+        m = history.metrics
+        log.info(f"{m['steps']} steps in {m['total_seconds']:.1f} s on {m['workers']} "
+                 f"worker{'s' * (m['workers'] > 1)}; " + summary(history.rows[-1]) +
+                 (f"; outputs in {history.out}" if history.out else ""))
+    return history
 
 
 def _fields(cls):
