@@ -26,6 +26,11 @@ class DivergenceError(PartrainError):
     """The loss or a gradient stopped being finite (exit status 1)."""
 
 
+class LayerError(PartrainError):
+    """A layer's forward or backward raised, or returned gradients that do not fit its
+    parameters; the message names the layer (exit status 1)."""
+
+
 class WorkerError(PartrainError):
     """A chunk's computation raised inside a worker process (exit status 1)."""
 

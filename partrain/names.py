@@ -23,8 +23,15 @@ def make_model(spec, *, input_shape, num_classes, seed=0, dtype="float32"):
     as keyword arguments and must return a :class:`partrain.Sequential`.
     """
     if spec in PRESETS:
-        return build_model(spec, seed=seed, dtype=dtype, input_shape=input_shape,
-                           num_classes=num_classes)
+        try:
+            return build_model(spec, seed=seed, dtype=dtype, input_shape=input_shape,
+                               num_classes=num_classes)
+        except UsageError as exc:
+            preset = PRESETS[spec]
+            shape = "x".join(map(str, preset.input_shape))
+            raise UsageError(f"{exc}; the {spec} preset is made for {shape} images like "
+                             f"{preset.dataset}'s: for these, pass your own network "
+                             "(`model` FILE.py:FUNCTION)") from None
     if ":" not in spec:
         raise UsageError(f"unknown model {spec!r}; choose a preset ({', '.join(PRESETS)}), "
                          "or give FILE.py:FUNCTION or MODULE:FUNCTION")

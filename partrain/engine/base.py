@@ -200,7 +200,17 @@ def _in_chunk_order(replies, n_chunks):
     return [merged[c] for c in range(n_chunks)]
 
 
+class RemoteTraceback(Exception):
+    """The traceback of an exception raised in a worker, as text: the cause of the
+    WorkerError, so a Python user sees where their code failed (as
+    concurrent.futures does for its workers)."""
+
+    def __str__(self):
+        return "\n\n" + self.args[0]
+
+
 def raise_failure(failure: Failure, worker):
-    """Turn a :class:`Failure` reply into a one-line WorkerError."""
+    """Turn a :class:`Failure` reply into a one-line WorkerError caused by the worker's
+    own traceback."""
     raise WorkerError(f"{failure.what}: {failure.where} failed in worker {worker}: "
-                      f"{failure.detail}")
+                      f"{failure.detail}") from RemoteTraceback(failure.traceback)

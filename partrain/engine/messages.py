@@ -67,13 +67,14 @@ class Reply(NamedTuple):
 
 class Failure(NamedTuple):
     """A task whose model code raised: ``where`` names the chunk, ``detail`` the
-    exception in one line."""
+    exception in one line, ``traceback`` the whole of it, as text."""
 
     kind: str
     seq: int
     what: str
     where: str
     detail: str
+    traceback: str
 
 
 class Stop(NamedTuple):

@@ -10,6 +10,7 @@ from functools import partial
 import numpy as np
 
 from ..data.augment import chunk_rng
+from ..errors import LayerError
 from .host import peak_rss_bytes
 from .messages import EvaluateTask, Failure, GradientTask, ReduceTask, Reply
 from .partition import sum_chunks
@@ -35,7 +36,8 @@ class Worker:
         try:
             results = self.handle(task)
         except _ChunkFailed as failure:
-            return Failure(task.kind, task.seq, task.what, failure.where, failure.detail)
+            return Failure(task.kind, task.seq, task.what, failure.where, failure.detail,
+                           failure.text)
         return Reply(task.kind, task.seq, time.perf_counter() - t0, peak_rss_bytes(), results)
 
     def handle(self, task):
@@ -67,9 +69,9 @@ class Worker:
 
 
 class _ChunkFailed(Exception):
-    def __init__(self, where, detail):
+    def __init__(self, where, detail, text):
         super().__init__(where)
-        self.where, self.detail = where, detail
+        self.where, self.detail, self.text = where, detail, text
 
 
 class _naming:
@@ -84,10 +86,15 @@ class _naming:
     def __exit__(self, kind, exc, tb):
         if exc is None or not isinstance(exc, Exception) or isinstance(exc, _ChunkFailed):
             return False
-        frames = traceback.extract_tb(tb)
-        place = f" ({frames[-1].filename}:{frames[-1].lineno})" if frames else ""
-        detail = "".join(traceback.format_exception_only(exc)).strip().splitlines()[-1]
-        raise _ChunkFailed(self.where, detail + place) from None
+        if isinstance(exc, LayerError):   # it names the layer and its own line
+            detail = str(exc)
+        else:
+            frames = traceback.extract_tb(tb)
+            place = f" ({frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+            detail = "".join(traceback.format_exception_only(exc)).strip().splitlines()[-1]
+            detail += place
+        text = "".join(traceback.format_exception(exc))
+        raise _ChunkFailed(self.where, detail, text) from None
 
 
 def compute_chunk(model, X, y, indices, grad_out, transform=None):

@@ -12,12 +12,15 @@ in a script or a notebook: the engine sends the model itself to its workers.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import os
+import traceback
 from typing import NamedTuple
 
 import numpy as np
 
-from ..errors import UsageError
+from ..errors import LayerError, UsageError
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
@@ -195,8 +198,9 @@ class Sequential:
         """X: (N, *input_shape) -> scores (N, *output_shape) and the per-layer caches."""
         caches = []
         out = X
-        for layer in self.layers:
-            out, cache = layer.forward(out)
+        for i, layer in enumerate(self.layers):
+            with self._blaming(i, "forward"):
+                out, cache = layer.forward(out)
             caches.append(cache)
         return out, caches
 
@@ -220,10 +224,42 @@ class Sequential:
         grad = np.empty(self.num_params, self.dtype) if grad_out is None else grad_out
         gviews = self.views(grad)
         for i in range(len(self.layers) - 1, -1, -1):
-            d, grads = self.layers[i].backward(d, caches[i])
-            for pname, g in (grads or {}).items():
-                gviews[f"{self.layer_names[i]}.{pname}"][...] = g
+            with self._blaming(i, "backward"):
+                d, grads = self.layers[i].backward(d, caches[i])
+            for slot in self._checked(i, grads):
+                gviews[slot.key][...] = grads[slot.name]
         return loss_sum, grad
+
+    @contextlib.contextmanager
+    def _blaming(self, i, method):
+        """Name the layer whose own code raised, keeping the original as the cause."""
+        try:
+            yield
+        except LayerError:
+            raise
+        except Exception as exc:
+            raise LayerError(f"layer {self.layer_names[i]} ({type(self.layers[i]).__name__})."
+                             f"{method} raised {type(exc).__name__}: {exc}{_where(exc)}") from exc
+
+    def _checked(self, i, grads):
+        """The layer's parameter slots, once ``grads`` (what its backward returned) holds
+        exactly one real array of each parameter's shape: a scalar is not broadcast
+        into a weight, a missing gradient does not leave the slot's old values."""
+        slots = [slot for slot in self.layout if slot.layer == i]
+        grads = {} if grads is None else grads
+        where = f"layer {self.layer_names[i]} ({type(self.layers[i]).__name__}).backward"
+        if not isinstance(grads, dict) or set(grads) != {slot.name for slot in slots}:
+            got = sorted(grads) if isinstance(grads, dict) else type(grads).__name__
+            raise LayerError(f"{where} returned gradients for {got}; its parameters are "
+                             f"{sorted(slot.name for slot in slots)}")
+        for slot in slots:
+            g = grads[slot.name]
+            dtype = getattr(g, "dtype", None)
+            if np.shape(g) != slot.shape or dtype is None or dtype.kind != "f":
+                raise LayerError(f"{where} returned a gradient for {slot.name} of shape "
+                                 f"{np.shape(g)} and dtype {dtype}; {slot.name} is "
+                                 f"{slot.shape} {self.dtype}")
+        return slots
 
     def add_weight_decay(self, loss, grad_flat, weight_decay):
         """Add 1/2 wd * sum(W^2) to the loss and wd * W to the gradient (weights only)."""
@@ -262,3 +298,13 @@ class Sequential:
             lines.append(f"  {lname:<8} {text:<50} -> {str(out or '?'):<14} {n:>8,}")
         lines.append(f"  loss     {getattr(self.loss, 'name', type(self.loss).__name__)}")
         return "\n".join(lines)
+
+
+def _where(exc):
+    """" (file:line)" of the deepest frame of ``exc`` outside numpy: the line of the
+    layer's own code that failed."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    numpy_dir = os.path.dirname(np.__file__)
+    own = [f for f in frames if not f.filename.startswith(numpy_dir)]
+    frame = (own or frames)[-1] if frames else None
+    return f" ({frame.filename}:{frame.lineno})" if frame else ""

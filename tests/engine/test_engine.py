@@ -358,7 +358,8 @@ def test_failing_chunk_reports_step_and_chunk_and_cleans_up():
     engine = make_engine(model, {"train": (X, y)}, 8, backend="process", workers=2).start()
     pids = engine.worker_pids
     assert len(alive(pids)) == 2
-    with pytest.raises(WorkerError, match=r"^step 1: chunk \d failed in worker \d: \w*Error: "
+    with pytest.raises(WorkerError, match=r"^step 1: chunk \d failed in worker \d: layer c5 "
+                                          r"\(Dense\)\.forward raised \w*Error: "
                                           r".*\(.*\.py:\d+\)$"):
         try:
             engine.gradient(np.arange(16))
