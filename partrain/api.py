@@ -96,9 +96,19 @@ fit.__signature__ = _signature()
 
 
 def predict_scores(model, X, workers="auto"):
-    """The model's output scores (N, K) for images X, computed on every core."""
+    """The model's output scores (N, K) for images X, computed on every core.
+
+    X: images as :func:`fit` takes them, or the path (or a list of paths) of image
+    files, folders of images or .npz files with an array X, read in path order (see
+    partrain.data.files.load_unlabelled)."""
     from .engine import forward_scores
 
+    if isinstance(X, (str, bytes)) or hasattr(X, "__fspath__") or (
+            isinstance(X, (list, tuple)) and X and all(
+                isinstance(x, str) or hasattr(x, "__fspath__") for x in X)):
+        from .data.files import load_unlabelled
+
+        X = load_unlabelled(X, dtype=model.dtype)[0]
     X = np.ascontiguousarray(as_images(X, "images"), dtype=model.dtype)
     model.check_input(X.shape[1:])
     return forward_scores(model, X, workers=workers)[0]

@@ -77,12 +77,14 @@ def _run_command(argv):
 
     try:
         # Imported here, where a stop during the (slow) imports is a quiet exit.
-        from .commands import cmd_datasets, cmd_eval, cmd_info, cmd_models, cmd_scale
+        from .commands import (cmd_datasets, cmd_eval, cmd_info, cmd_models, cmd_predict,
+                               cmd_scale)
         from .parser import build_parser
         from .train import cmd_train
 
-        commands = dict(train=cmd_train, eval=cmd_eval, models=cmd_models,
-                        datasets=cmd_datasets, info=cmd_info, scale=cmd_scale)
+        commands = dict(train=cmd_train, eval=cmd_eval, predict=cmd_predict,
+                        models=cmd_models, datasets=cmd_datasets, info=cmd_info,
+                        scale=cmd_scale)
         parser = build_parser()
         if not (sys.argv[1:] if argv is None else argv):
             parser.print_help()   # `partrain` alone: what it can do, not an error

@@ -12,17 +12,27 @@ from ..errors import PartrainError, UsageError
 def cmd_eval(args):
     import numpy as np
 
+    from ..data import open_data
     from ..engine import forward_scores
     from ..run.resume import open_spec_data, read_spec
     from ..run.rundir import RunDir
 
-    run = RunDir(args.run)
-    spec = read_spec(run, run.read_config(), "evaluate it with `partrain.load_run`")
+    where = args.run_dir or args.run
+    if where is None:
+        raise UsageError("eval needs a run directory: partrain eval RUN")
+    run = RunDir(where)
+    record = run.read_config()   # first: a folder that is no run is said as such
     model = run.read_params(run.read_model_architecture(), best=args.best)
-    data = open_spec_data(spec, dtype=str(model.dtype))
+    if args.data:
+        data = open_data(data_file=args.data, dtype=str(model.dtype))
+    else:
+        spec = read_spec(run, record, "evaluate it with `partrain.load_run`, or give "
+                         "--data FILE")
+        data = open_spec_data(spec, dtype=str(model.dtype))
     splits = data.splits()
     if args.split not in splits:
-        raise UsageError(f"{run} has no {args.split} split (it has {', '.join(splits)})")
+        raise UsageError(f"{args.data or run} has no {args.split} split (it has "
+                         f"{', '.join(splits)})")
     X, y = splits[args.split]
     model.check_input(X.shape[1:])
     _, loss, acc = forward_scores(model, X, y, workers=args.workers)
@@ -31,6 +41,40 @@ def cmd_eval(args):
                             "parameters diverged)")
     log.result(f"{model.name} on {data.name} {args.split} ({len(X)} images): "
                f"loss {loss:.4f}, accuracy {acc:.4f}" + (" (best parameters)" if args.best else ""))
+    return 0
+
+
+def cmd_predict(args):
+    import csv
+    import io
+
+    from ..data.files import load_unlabelled
+    from ..engine import forward_scores
+    from ..run.files import atomic_path
+    from ..run.rundir import RunDir
+
+    run = RunDir(args.run_dir)
+    class_names = (run.read_config().get("data") or {}).get("class_names")
+    model = run.read_params(run.read_model_architecture(), best=args.best)
+    X, names = load_unlabelled(args.inputs, dtype=str(model.dtype))
+    if tuple(X.shape[1:]) != tuple(model.input_shape):
+        raise UsageError(f"the inputs are {'x'.join(map(str, X.shape[1:]))} images; the model "
+                         f"takes {'x'.join(map(str, model.input_shape))}")
+    scores = forward_scores(model, X, workers=args.workers)[0]
+    labels = model.loss.predict_labels(scores)
+    probabilities = model.loss.probabilities(scores)
+    classes = list(class_names or range(probabilities.shape[1]))
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["input", "label", "class", *[f"p_{c}" for c in classes]])
+    for name, label, p in zip(names, labels, probabilities):
+        writer.writerow([name, int(label), classes[int(label)], *[f"{v:.6f}" for v in p]])
+    if args.out:
+        with atomic_path(args.out) as tmp:
+            Path(tmp).write_text(text.getvalue())
+        log.info(f"{len(names)} predictions in {args.out}")
+    else:
+        log.result(text.getvalue().rstrip("\n"))
     return 0
 
 

@@ -134,11 +134,28 @@ def build_parser():
         help="continue a run from its checkpoint; only " + ", ".join(resume_flags()) +
         " and a longer --steps/--epochs may be given")
 
-    e = sub.add_parser("eval", help="evaluate a finished run's model.h5")
-    e.add_argument("--run", required=True, metavar="DIR", help="a run directory")
+    e = sub.add_parser("eval", help="evaluate a finished run's model.h5, on its data or yours",
+                       epilog="examples:\n  partrain eval runs/lenet5-digits32-20261130-180333"
+                       "\n  partrain eval runs/mine --data new.npz --split test",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    e.add_argument("run_dir", nargs="?", metavar="RUN", help="a run directory")
+    e.add_argument("--run", metavar="DIR", help="the same, as an option")
+    e.add_argument("--data", metavar="FILE", help="evaluate on this .npz/.h5 file or image "
+                   "folder (with labels) instead of the run's own data")
     e.add_argument("--split", choices=["train", "val", "test"], default="test")
     e.add_argument("--best", action="store_true", help="use the best-by-validation parameters")
     e.add_argument("--workers", type=reader(int_or("auto")), default="auto", metavar="N|auto")
+
+    pr = sub.add_parser("predict", help="label new images with a finished run's model (CSV)",
+                        epilog="examples:\n  partrain predict runs/mine photos/ > labels.csv"
+                        "\n  partrain predict runs/mine a.png b.png new.npz --out labels.csv",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    pr.add_argument("run_dir", metavar="RUN", help="a run directory")
+    pr.add_argument("inputs", nargs="+", metavar="INPUT",
+                    help="image files, folders of images, or .npz files with an array X")
+    pr.add_argument("--out", metavar="FILE.csv", help="write the CSV here (default stdout)")
+    pr.add_argument("--best", action="store_true", help="use the best-by-validation parameters")
+    pr.add_argument("--workers", type=reader(int_or("auto")), default="auto", metavar="N|auto")
 
     sub.add_parser("models", help="list the presets with parameter counts")
     d = sub.add_parser("datasets", help="list datasets and whether their files were found")

@@ -300,3 +300,76 @@ def _decode(found: list, shape: tuple, gray: bool, dtype) -> tuple:
         except Exception as exc:        # truncated or corrupt data past a good header
             raise DataError(f"{file}: not a readable image ({exc})") from None
     return X, np.array([label for _, label in found], dtype=np.int64)
+
+
+def load_unlabelled(inputs, dtype="float32"):
+    """Images to predict on, without labels: (X (N, C, H, W) in ``dtype``, names), in
+    the order of ``inputs``.
+
+    inputs: paths of image files, of folders (every image below them, in path order),
+    and of .npz files holding an array ``X`` (its rows are named FILE[i]). Every image
+    must have the size of the first; gray images stay one channel, others become RGB.
+    """
+    dtype = _float_dtype(dtype)
+    pieces = []   # per input: a list of image files, or (X, source) from a .npz
+    for item in map(Path, [inputs] if isinstance(inputs, (str, Path)) else inputs):
+        if not item.exists():
+            raise DataError(f"{item}: no such file or folder")
+        if item.is_dir():
+            found = sorted(p for p in item.rglob("*")
+                           if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+            if not found:
+                raise DataError(f"{item}: no {', '.join(IMAGE_EXTENSIONS)} images in it")
+            pieces.append(found)
+        elif item.suffix.lower() in IMAGE_EXTENSIONS:
+            pieces.append([item])
+        elif item.suffix.lower() == ".npz":
+            pieces.append(_read_unlabelled_npz(item, dtype))
+        else:
+            raise DataError(f"{item}: expected images ({', '.join(IMAGE_EXTENSIONS)}), a "
+                            "folder of them, or a .npz file with an array X")
+    images = [file for piece in pieces if isinstance(piece, list) for file in piece]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        if images:
+            headers = {file: _header(file) for file in images}
+            first, (size, _) = next(iter(headers.items()))
+            for file, (other, _) in headers.items():
+                if other != size:
+                    raise DataError(f"{file}: image is {other[0]}x{other[1]} but {first} is "
+                                    f"{size[0]}x{size[1]}; all images must be the same size")
+            gray = all(mode in GRAY_MODES for _, mode in headers.values())
+            shape = (1 if gray else 3, size[1], size[0])
+            check_size(declared_bytes((len(images),) + shape, dtype.itemsize),
+                       images[0].parent, f"{len(images)} images of shape {shape} as {dtype}")
+        arrays, names = [], []
+        for piece in pieces:
+            if isinstance(piece, list):
+                arrays.append(_decode([(file, 0) for file in piece], shape, gray, dtype)[0])
+                names += [str(file) for file in piece]
+            else:
+                X, source = piece
+                arrays.append(X)
+                names += [f"{source}[{i}]" for i in range(len(X))]
+    shapes = {a.shape[1:] for a in arrays}
+    if len(shapes) > 1:
+        raise DataError(f"the inputs hold images of shapes {sorted(shapes)}; give one size")
+    return np.concatenate(arrays), names
+
+
+def _read_unlabelled_npz(path: Path, dtype):
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = {i.filename.removesuffix(".npy"): i for i in zf.infolist()}
+            if "X" not in members:
+                raise DataError(f"{path}: no array X (it has {', '.join(members) or 'none'})")
+            _check_npz_member(path, zf, members["X"], "images", dtype.itemsize)
+        with np.load(path, allow_pickle=False) as npz:
+            X = npz["X"]
+    except DataError:
+        raise
+    except Exception as exc:    # zipfile, zlib and numpy raise many kinds on bad bytes
+        raise DataError(f"{path}: not a readable .npz file ({exc})") from None
+    check_numeric(X.dtype, path, "X")
+    return np.ascontiguousarray(as_images(X, f"{path} X"), dtype=dtype), str(path)

@@ -36,6 +36,23 @@ class History:
             seen.update(dict.fromkeys(r))
         return list(seen)
 
+    def columns(self):
+        """{column: [value per step]}, None where a step has no value (evaluation
+        columns off evaluation steps): ``pandas.DataFrame(history.columns())``."""
+        names = self.keys()
+        return {name: [row.get(name) for row in self.rows] for name in names}
+
+    def to_csv(self, path):
+        """Write :meth:`columns` as CSV, one row per step (empty where None)."""
+        import csv
+
+        columns = self.columns()
+        with open(path, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(columns)
+            for values in zip(*columns.values()):
+                writer.writerow(["" if v is None else v for v in values])
+
     def __len__(self):
         return len(self.rows)
 

@@ -24,3 +24,13 @@ def test_repr_is_one_short_line():
     text = repr(History(ROWS * 500, EVALS * 100, out="runs/x"))
     assert text == ("History(1000 steps, 100 evaluations, last loss 1.5000, train_acc 0.5000, "
                     "test_acc 0.4000, out='runs/x')")
+
+
+def test_columns_align_every_value_with_its_step_and_write_as_csv(tmp_path):
+    h = History(ROWS, EVALS)
+    columns = h.columns()
+    assert columns["step"] == [1, 2] and columns["test_acc"] == [None, 0.4]
+    h.to_csv(tmp_path / "h.csv")
+    lines = (tmp_path / "h.csv").read_text().splitlines()
+    assert lines[0].startswith("step,epoch,loss,lr,seconds") and lines[1].endswith(",")
+    assert len(lines) == 3
