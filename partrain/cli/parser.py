@@ -99,6 +99,16 @@ checkpoints and stops with exit status 1.
 """
 
 
+TRAIN_EXAMPLES = """\
+examples:
+  partrain train                                   LeNet-5 on the built-in digits
+  partrain train --model mnist-conv --data-dir ../shared/data/mnist --epochs 10
+  partrain train --model net.py:build --data photos/ --val-split 0.1 --early-stopping 3
+  partrain train --lr-schedule cosine --warmup-steps 100 --augment flip,shift=2
+  partrain train --resume runs/lenet5-digits32-20261130-180333
+"""
+
+
 def build_parser():
     from ..data.datasets import DATASETS
     from ..nn.sequential import DTYPES
@@ -114,6 +124,7 @@ def build_parser():
 
     t = sub.add_parser("train", help="train a preset or your own network on a dataset or your data",
                        description=TRAIN_HELP % dict(factor=DIVERGENCE_FACTOR),
+                       epilog=TRAIN_EXAMPLES,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     what = t.add_argument_group("model and data")
     what.add_argument("--model", metavar="SPEC",

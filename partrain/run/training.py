@@ -10,7 +10,7 @@ The command line and ``partrain.fit`` both train through this class.
 
 from __future__ import annotations
 
-from ..errors import DivergenceError, UsageError
+from ..errors import DivergenceError, Interrupted, UsageError
 from ..train.callbacks import Callback
 from ..train.settings import TrainSettings
 from ..train.trainer import Trainer
@@ -59,7 +59,17 @@ class TrainingRun:
 
     def run(self):
         """Train; returns the :class:`partrain.train.history.History`."""
-        return self.trainer.run()
+        try:
+            return self.trainer.run()
+        except Interrupted as stop:
+            if self.run_dir is None or not self.run_dir.file(CHECKPOINT).is_file():
+                raise
+            # Say where the run is and how to go on; the frames of the loop and the
+            # engine below this point tell a user nothing.
+            stop.args = (f"{stop.args[0]}: stopped after step {len(self.trainer.history)}; "
+                         f"the checkpoint is in {self.run_dir}, and the same call with "
+                         "`resume=True` continues it",)
+            raise stop.with_traceback(None) from None
 
 
 class RunRecorder(Callback):

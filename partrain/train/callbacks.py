@@ -41,18 +41,41 @@ def summary(row):
     return ", ".join(parts)
 
 
+def _bar_class():
+    """tqdm's widget in a Jupyter kernel with ipywidgets, its text bar on a terminal,
+    else None: a text bar written to a file or a notebook's stream is a trail of '\\r'
+    fragments, and the evaluation lines already say how the run goes."""
+    if "IPython" in sys.modules:
+        try:
+            shell = sys.modules["IPython"].get_ipython()
+            if shell is not None and "IPKernelApp" in shell.config:
+                import ipywidgets  # noqa: F401  (the widget needs it)
+                from tqdm.notebook import tqdm
+
+                return tqdm
+        except Exception:   # no ipywidgets, an odd shell: no widget
+            pass
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        return tqdm
+    return None
+
+
 class ProgressBar(Callback):
     """A tqdm bar (a widget in Jupyter): steps, rate, time left, the epoch, the latest
-    loss and validation accuracy."""
+    loss and validation accuracy. Nothing where neither fits (see _bar_class)."""
 
     def on_train_begin(self, trainer):
-        from tqdm.auto import tqdm
-
-        self.bar = tqdm(total=trainer.total_steps, initial=len(trainer.history), unit="step",
-                        dynamic_ncols=True, file=sys.stderr, leave=False)
+        bar = _bar_class()
+        self.bar = None if bar is None else bar(
+            total=trainer.total_steps, initial=len(trainer.history), unit="step",
+            dynamic_ncols=True, file=sys.stderr, leave=False)
         self.val = None
 
     def on_step_end(self, trainer, row):
+        if self.bar is None:
+            return
         self.val = row.get("val_acc", self.val)
         postfix = dict(epoch=row["epoch"], loss=f"{row['loss']:.4f}")
         if self.val is not None:
@@ -61,7 +84,8 @@ class ProgressBar(Callback):
         self.bar.update()
 
     def on_train_end(self, trainer, history, stopped):
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
 
 
 class EvaluationLog(Callback):
