@@ -42,9 +42,9 @@ def deferred():
         yield
         return
     old = {s: signal.getsignal(s) for s in STOP_SIGNALS}
+    # A stop requested before the block (request(): the command line's start-up) stays
+    # pending, so the run stops at its first step boundary.
     outermost = all(h is not _record for h in old.values())
-    if outermost:
-        _requested.clear()
     for s in STOP_SIGNALS:
         signal.signal(s, _record)
     try:
@@ -57,6 +57,18 @@ def deferred():
             # comes next in this process (a predict after an interrupted fit) starts
             # with no stop pending.
             _requested.clear()
+
+
+def request(signum):
+    """Record a stop asked for outside a deferred block, where a handler also raised
+    it: should library code swallow that exception (a bare ``except:``), the run
+    still stops at its first step boundary instead of training on."""
+    _requested.append(signum)
+
+
+def forget():
+    """Drop pending stop requests: the command they were for has ended."""
+    _requested.clear()
 
 
 def check():

@@ -239,9 +239,11 @@ def test_stop_during_writes_exits_128_plus_signal_with_usable_outputs(
     resume_and_compare(run, ref_dir, tmp_path, moment)
 
 
-@pytest.mark.parametrize("signum,delay", [(signal.SIGINT, 0.1), (signal.SIGTERM, 0.15),
-                                          (signal.SIGHUP, 0.2), (signal.SIGINT, 0.25)],
-                         ids=["SIGINT-0.1s", "SIGTERM-0.15s", "SIGHUP-0.2s", "SIGINT-0.25s"])
+# Start-up got faster (workers and the CLI import less): a stop 0.25 s in could find the
+# run already started, so every delay lies within the first 0.2 s.
+@pytest.mark.parametrize("signum,delay", [(signal.SIGINT, 0.1), (signal.SIGTERM, 0.12),
+                                          (signal.SIGHUP, 0.15), (signal.SIGINT, 0.2)],
+                         ids=["SIGINT-0.1s", "SIGTERM-0.12s", "SIGHUP-0.15s", "SIGINT-0.2s"])
 def test_stop_during_startup_exits_128_plus_signal_quietly(signum, delay, tmp_path, started):
     """Before the run starts (imports, data, model) a stop has nothing to save: exit
     128 + signal with no traceback and at most the one "stopped by" line. (Before a
@@ -251,8 +253,8 @@ def test_stop_during_startup_exits_128_plus_signal_quietly(signum, delay, tmp_pa
     run = tmp_path / "r"
     s = started(["train", "--model", "digits123", "--workers", "1", "--out", run], tmp_path)
     time.sleep(delay)
-    if (run / "config.json").exists():
-        pytest.skip(f"the run had already started {delay} s after launch")
+    # Should the run have started already (a fast machine), the same promise holds for
+    # a stop at its first steps: exit 128 + signal, no traceback, one final line.
     s.signal(signum)
     rc, out, err = s.wait()
     what = f"{signum.name} {delay} s after start"

@@ -16,6 +16,7 @@ import signal
 import sys
 from pathlib import Path
 
+from .. import signals
 from ..errors import PartrainError
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -58,12 +59,14 @@ def _main(argv=None):
     warnings.simplefilter("ignore")
 
     def stop_before_the_run(signum, frame):   # nothing to save yet: say so and stop
+        signals.request(signum)
         raise Interrupted(signum)
 
     old = {s: signal.signal(s, stop_before_the_run) for s in STOP_SIGNALS}
     try:
         return _run_command(argv)
     finally:
+        signals.forget()
         for s, handler in old.items():
             # The process itself (argv from the command line) is now exiting with its
             # status decided: a late signal must not turn that into a default-action
@@ -73,7 +76,6 @@ def _main(argv=None):
 
 def _run_command(argv):
     from ..errors import Interrupted
-    from .train import CURRENT_RUN
 
     try:
         # Imported here, where a stop during the (slow) imports is a quiet exit.
@@ -104,7 +106,8 @@ def _run_command(argv):
         return exc.exit_code
     except (Interrupted, KeyboardInterrupt) as exc:
         signum = getattr(exc, "signum", signal.SIGINT)
-        run = CURRENT_RUN.get("out")
+        train = sys.modules.get(f"{__name__}.train")   # not imported yet: no run begun
+        run = train.CURRENT_RUN.get("out") if train else None
         hint = (f"; outputs and a checkpoint are in {run}; resume with: "
                 f"partrain train --resume {run}" if run and Path(run, "checkpoint.h5").is_file()
                 else "")

@@ -10,6 +10,7 @@ slow. A callback that changes the run must do so as a function of the run's hist
 from __future__ import annotations
 
 import sys
+import time
 
 from .. import log
 
@@ -91,14 +92,21 @@ class ProgressBar(Callback):
 class EvaluationLog(Callback):
     """One log line per evaluation (by default every epoch), through partrain's logger:
     the same in a terminal, a notebook or a file, where a bar leaves nothing. Its loss
-    is the mean of the steps' losses since the previous line."""
+    is the mean of the steps' losses since the previous line. In a long epoch a line
+    also comes every ``every_seconds`` between evaluations."""
+
+    def __init__(self, every_seconds=60.0):
+        self.every_seconds = every_seconds
 
     def on_train_begin(self, trainer):
         self.since = len(trainer.history)
+        self.last_line = time.monotonic()
 
     def on_step_end(self, trainer, row):
-        if "train_acc" in row:
-            losses = [r["loss"] for r in trainer.history[self.since:]]
-            self.since = len(trainer.history)
-            log.info(f"step {row['step']}/{trainer.total_steps} (epoch {row['epoch'] + 1}): "
-                     f"{summary(dict(row, loss=sum(losses) / len(losses)))}")
+        evaluated = "train_acc" in row
+        if not evaluated and time.monotonic() - self.last_line < self.every_seconds:
+            return
+        losses = [r["loss"] for r in trainer.history[self.since:]]
+        self.since, self.last_line = len(trainer.history), time.monotonic()
+        log.info(f"step {row['step']}/{trainer.total_steps} (epoch {row['epoch'] + 1}): "
+                 f"{summary(dict(row, loss=sum(losses) / len(losses)))}")

@@ -93,3 +93,20 @@ def test_best_parameters_follow_the_validation_accuracy():
     best = max(history["val_acc"])
     assert t.best["value"] == best and t.best["step"] in history["step"]
     assert t.best["flat"].shape == model.flat.shape and np.isfinite(t.best["flat"]).all()
+
+
+def test_the_log_has_a_line_per_evaluation_and_one_every_n_seconds_between(caplog):
+    import logging
+
+    from partrain.train.callbacks import EvaluationLog
+
+    with caplog.at_level(logging.INFO, logger="partrain"):
+        trainer(callbacks=[EvaluationLog()], steps=6, eval_every=3, verbose=False).run()
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [m for m in lines if m.startswith("step ")] and len(lines) == 2
+    assert lines[0].startswith("step 3/6 (epoch 1): loss ") and "train_acc" in lines[0]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="partrain"):
+        trainer(callbacks=[EvaluationLog(every_seconds=0)], steps=6, eval_every=3,
+                verbose=False).run()
+    assert len(caplog.records) == 6   # long epochs: a line however far the evaluation
