@@ -156,3 +156,16 @@ def test_outside_the_main_thread_deferred_changes_nothing(received):
     assert not thread.is_alive()
     assert seen == {"handlers": before}
     assert received == [signal.SIGTERM]
+
+
+def test_a_request_made_before_the_block_stops_at_its_first_check_and_is_then_forgotten():
+    from partrain import signals as sig
+
+    sig.request(signal.SIGTERM)   # as the command line's start-up handler records it
+    with pytest.raises(Interrupted):
+        with sig.deferred():
+            sig.check()
+    sig.check()                   # the outermost block has ended: nothing pending
+    sig.request(signal.SIGINT)
+    sig.forget()
+    sig.check()
