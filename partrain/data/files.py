@@ -229,9 +229,17 @@ def _read_image_folder(root: Path, dtype):
         raise DataError(f"{root}: no class sub-folders; expected {root}/<class>/*.png "
                         f"(or .jpg, .jpeg, .bmp, .gif), or {root}/train/<class>/...")
     files = {split: _image_files(folder, class_names) for split, folder in split_dirs.items()}
-    # First pass, headers only: sizes and modes, so nothing is decoded before the
-    # sizes agree and the whole fits in MAX_ARRAY_BYTES.
-    headers = {file: _header(file) for found in files.values() for file, _ in found}
+    shape, gray = _common_shape([file for found in files.values() for file, _ in found],
+                                root, dtype)
+    splits = {split: _decode(found, shape, gray, dtype) for split, found in files.items()}
+    return splits, class_names
+
+
+def _common_shape(images, where, dtype):
+    """((C, H, W), gray) of every image in ``images``, from their headers only: nothing
+    is decoded before the sizes agree and the whole fits in MAX_ARRAY_BYTES. Gray when
+    every image is; otherwise all become RGB."""
+    headers = {file: _header(file) for file in images}
     first, (size, _) = next(iter(headers.items()))
     for file, (other, _) in headers.items():
         if other != size:
@@ -239,10 +247,9 @@ def _read_image_folder(root: Path, dtype):
                             f"{size[0]}x{size[1]}; all images must be the same size")
     gray = all(mode in GRAY_MODES for _, mode in headers.values())
     shape = (1 if gray else 3, size[1], size[0])
-    check_size(declared_bytes((len(headers),) + shape, dtype.itemsize), root,
+    check_size(declared_bytes((len(headers),) + shape, dtype.itemsize), where,
                f"{len(headers)} images of shape {shape} as {dtype}")
-    splits = {split: _decode(found, shape, gray, dtype) for split, found in files.items()}
-    return splits, class_names
+    return shape, gray
 
 
 def _subfolders(folder: Path) -> list[str]:
@@ -333,16 +340,7 @@ def load_unlabelled(inputs, dtype="float32"):
         warnings.simplefilter("ignore")
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         if images:
-            headers = {file: _header(file) for file in images}
-            first, (size, _) = next(iter(headers.items()))
-            for file, (other, _) in headers.items():
-                if other != size:
-                    raise DataError(f"{file}: image is {other[0]}x{other[1]} but {first} is "
-                                    f"{size[0]}x{size[1]}; all images must be the same size")
-            gray = all(mode in GRAY_MODES for _, mode in headers.values())
-            shape = (1 if gray else 3, size[1], size[0])
-            check_size(declared_bytes((len(images),) + shape, dtype.itemsize),
-                       images[0].parent, f"{len(images)} images of shape {shape} as {dtype}")
+            shape, gray = _common_shape(images, images[0].parent, dtype)
         arrays, names = [], []
         for piece in pieces:
             if isinstance(piece, list):

@@ -71,8 +71,9 @@ def metric_of(evaluation):
     return evaluation.get("train_acc") if value is None else value
 
 
-def evaluations_since_best(evals):
-    """How many evaluations ago the watched metric last improved (0: the latest did)."""
+def _since_best(evals):
+    """For each evaluation in turn: how many evaluations ago the watched metric last
+    improved (0: this one did)."""
     best, since = None, 0
     for e in evals:
         value = metric_of(e)
@@ -80,7 +81,13 @@ def evaluations_since_best(evals):
             best, since = value, 0
         else:
             since += 1
-    return since
+        yield since
+
+
+def evaluations_since_best(evals):
+    """How many evaluations ago the watched metric last improved (0: the latest did)."""
+    counts = list(_since_best(evals))
+    return counts[-1] if counts else 0
 
 
 def lr_factor(schedule, warmup_steps, step, epoch, total_steps, evals):
@@ -100,14 +107,11 @@ def lr_factor(schedule, warmup_steps, step, epoch, total_steps, evals):
 
 
 def _plateaus(evals, patience):
-    """How many times the metric went ``patience`` evaluations without improving."""
-    count, best, since = 0, None, 0
-    for e in evals:
-        value = metric_of(e)
-        if value is not None and (best is None or value > best):
-            best, since = value, 0
-        else:
-            since += 1
-            if since == patience:
-                count, since = count + 1, 0
+    """How many times the metric went ``patience`` evaluations without improving (each
+    cut starts the count again)."""
+    count, stale = 0, 0
+    for since in _since_best(evals):
+        stale = 0 if since == 0 else stale + 1
+        if stale == patience:
+            count, stale = count + 1, 0
     return count
