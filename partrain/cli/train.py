@@ -42,7 +42,7 @@ def cmd_train(args):
     settings = TrainSettings(**{f.name: chosen[f.name] for f in dataclasses.fields(TrainSettings)
                                 if f.name in chosen})
     settings.progress = args.progress is not False and sys.stderr.isatty()
-    settings.out = args.out or f"runs/{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    settings.out = args.out or new_run_directory(f"runs/{name}-{time.strftime('%Y%m%d-%H%M%S')}")
     spec_record = dict(model=spec, dataset=None if args.data else dataset,
                        data=str(Path(args.data).resolve()) if args.data else None,
                        data_dir=str(Path(args.data_dir).resolve()) if args.data_dir else None,
@@ -66,6 +66,22 @@ def seed_settings(args, preset):
             chosen["steps"] = chosen["epochs"] = None
         chosen.update(layer)
     return chosen
+
+
+def new_run_directory(base):
+    """``base``, or ``base-2``, ``base-3``...: the first that this process creates itself
+    (mkdir fails on an existing folder), so two runs started in the same second never
+    share a default directory."""
+    for n in range(1, 10_000):
+        path = Path(base if n == 1 else f"{base}-{n}")
+        try:
+            path.mkdir(parents=True)
+            return str(path)
+        except FileExistsError:
+            continue
+        except OSError:
+            return str(path)   # unwritable: RunDir.create says so in one line
+    raise UsageError(f"no free run directory name next to {base}; pass `out`")
 
 
 def data_label(data):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import pickle
 from pathlib import Path
 
@@ -32,6 +33,7 @@ CONFIG, MODEL_PKL, HISTORY, PARAMS, METRICS, CURVES, CHECKPOINT = (
     "config.json", "model.pkl", "history.csv", "model.h5", "metrics.json", "curves.png",
     "checkpoint.h5")
 RUN_FILES = (CONFIG, MODEL_PKL, HISTORY, PARAMS, METRICS, CURVES, CHECKPOINT)
+LOCK = ".partrain-lock"   # held (flock) by the process writing the run; see RunDir.lock
 
 HISTORY_FIELDS = ["step", "epoch", "loss", "lr", "seconds", "worker_seconds",
                   "overhead_seconds", "eval_seconds", "train_loss", "train_acc",
@@ -41,6 +43,7 @@ HISTORY_FIELDS = ["step", "epoch", "loss", "lr", "seconds", "worker_seconds",
 class RunDir:
     def __init__(self, path):
         self.path = Path(path)
+        self._lock_fd = None
 
     def __str__(self):
         return str(self.path)
@@ -55,7 +58,7 @@ class RunDir:
         p = self.path
         if p.exists() and not p.is_dir():
             raise UsageError(f"`out` {p} exists and is not a directory")
-        if p.is_dir() and any(p.iterdir()):
+        if p.is_dir() and any(f.name != LOCK for f in p.iterdir()):
             if not overwrite:
                 raise UsageError(f"output directory {p} already exists; pass `overwrite=True` "
                                  "to replace it or choose another `out`")
@@ -71,6 +74,38 @@ class RunDir:
             raise PartrainError(f"cannot write to output directory {p}: "
                                 f"{exc.strerror or exc}") from None
         return self
+
+    def lock(self):
+        """Hold this run directory for this process (an exclusive ``flock`` on its
+        .partrain-lock, made with the folder if need be) until :meth:`unlock` or the
+        process ends, however it ends. Another process that asks is refused with one
+        line naming the holder: two runs never write one directory."""
+        import fcntl
+
+        if self._lock_fd is not None:
+            return self
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.file(LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise PartrainError(f"cannot write to output directory {self.path}: "
+                                f"{exc.strerror or exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise UsageError(f"run directory {self.path} is in use by process {holder}; "
+                             "wait for it to end or choose another `out`") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._lock_fd = fd
+        return self
+
+    def unlock(self):
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)   # closing the descriptor releases the flock
+            self._lock_fd = None
 
     def remove_stale_temporaries(self):
         """Temporaries of our own atomic writes (".<file>.<random>.tmp") survive only a

@@ -80,10 +80,16 @@ class RunRecorder(Callback):
         self.run_dir, self.fingerprints, self.record = run_dir, fingerprints, record
 
     def on_train_begin(self, trainer):
-        if trainer.resumed_from is None:
-            self.run_dir.create(trainer.settings.overwrite)
-            self.run_dir.write_config(config_record(trainer, self.fingerprints, self.record))
-            self.run_dir.write_model_architecture(trainer.model)
+        self.run_dir.lock()
+        try:
+            if trainer.resumed_from is None:
+                self.run_dir.create(trainer.settings.overwrite)
+                self.run_dir.write_config(config_record(trainer, self.fingerprints,
+                                                        self.record))
+                self.run_dir.write_model_architecture(trainer.model)
+        except BaseException:
+            self.run_dir.unlock()
+            raise
 
     def on_step_end(self, trainer, row):
         every = trainer.settings.checkpoint_every
@@ -96,8 +102,11 @@ class RunRecorder(Callback):
         if (trainer.settings.checkpoint_every or stopped is not None) \
                 and not isinstance(stopped, DivergenceError):
             self.save_checkpoint(trainer)
-        self.run_dir.write_outputs(trainer.model, trainer.history, trainer.evals,
-                                   trainer.best, history.metrics)
+        try:
+            self.run_dir.write_outputs(trainer.model, trainer.history, trainer.evals,
+                                       trainer.best, history.metrics)
+        finally:
+            self.run_dir.unlock()
 
     def save_checkpoint(self, trainer):
         checkpoint.save(self.run_dir.file(CHECKPOINT), model=trainer.model,

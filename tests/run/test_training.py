@@ -7,7 +7,7 @@ import pytest
 
 from partrain.errors import UsageError
 from partrain.run.resume import rebuild
-from partrain.run.rundir import RUN_FILES, RunDir
+from partrain.run.rundir import LOCK, RUN_FILES, RunDir
 from partrain.testing import make_trainer
 
 QUICK = dict(model="digits123", dataset="digits123", workers=1, steps=4, eval_every=2)
@@ -16,7 +16,7 @@ QUICK = dict(model="digits123", dataset="digits123", workers=1, steps=4, eval_ev
 def test_a_run_with_out_writes_every_file_and_without_writes_none(tmp_path, monkeypatch):
     history = make_trainer(tmp_path / "r", checkpoint_every=2, **QUICK).run()
     assert history.out == str(tmp_path / "r")
-    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == sorted(RUN_FILES)
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == sorted([*RUN_FILES, LOCK])
     config = json.loads((tmp_path / "r" / "config.json").read_text())
     assert config["derived"]["total_steps"] == 4 and set(config["fingerprints"]) == {
         "settings", "model", "data"}
