@@ -25,6 +25,7 @@ from .errors import UsageError
 from .nn.optim import Optimizer
 from .run.rundir import METRICS, RunDir
 from .run.training import TrainingRun
+from .train.callbacks import accuracies
 from .train.history import History
 from .train.settings import OptimizerSettings, TrainSettings
 
@@ -72,10 +73,8 @@ def fit(model, X, y=None, *, validation_data=None, validation_split=0.0, test_da
     history = run.run()
     if run.settings.verbose:
         m = history.metrics
-        accuracies = ", ".join(f"{k} {m[k]:.4f}" for k in ("train_acc", "val_acc", "test_acc")
-                               if m.get(k) is not None)
         log.info(f"{m['steps']} steps in {m['total_seconds']:.1f} s on {m['workers']} "
-                 f"worker{'s' * (m['workers'] > 1)}; {accuracies}"
+                 f"worker{'s' * (m['workers'] > 1)}; {accuracies(m)}"
                  + (f"; outputs in {history.out}" if history.out else ""))
     return history
 

@@ -11,6 +11,11 @@ from __future__ import annotations
 import numpy as np
 
 
+def window(i, j, size, stride):
+    """(rows, cols): the slices of the size x size window of output position (i, j)."""
+    return (slice(stride * i, stride * i + size), slice(stride * j, stride * j + size))
+
+
 def conv2d_forward(x, W, b, stride=1, pad=0):
     """y[n, f, i, j] = sum over c, p, q of xp[n, c, s i + p, s j + q] W[f, c, p, q] + b[f]."""
     N, _, H, Wd = x.shape
@@ -22,8 +27,8 @@ def conv2d_forward(x, W, b, stride=1, pad=0):
         for f in range(F):
             for i in range(oh):
                 for j in range(ow):
-                    patch = xp[n, :, stride * i : stride * i + k, stride * j : stride * j + k]
-                    y[n, f, i, j] = np.sum(patch * W[f]) + (0 if b is None else b[f])
+                    rows, cols = window(i, j, k, stride)
+                    y[n, f, i, j] = np.sum(xp[n, :, rows, cols] * W[f]) + (0 if b is None else b[f])
     return y
 
 
@@ -38,27 +43,26 @@ def conv2d_backward(dy, x, W, stride=1, pad=0):
         for f in range(F):
             for i in range(oh):
                 for j in range(ow):
-                    rows = slice(stride * i, stride * i + k)
-                    cols = slice(stride * j, stride * j + k)
+                    rows, cols = window(i, j, k, stride)
                     dW[f] += dy[n, f, i, j] * xp[n, :, rows, cols]
                     dxp[n, :, rows, cols] += dy[n, f, i, j] * W[f]
     dx = dxp[:, :, pad : pad + x.shape[2], pad : pad + x.shape[3]]
     return dx, dW, dy.sum(axis=(0, 2, 3))
 
 
-def pool_forward(x, window, stride, reduce):
+def pool_forward(x, size, stride, reduce):
     """y[n, c, i, j] = reduce(x's window at (i, j)); reduce: np.max or np.mean."""
     N, C, H, W = x.shape
-    oh, ow = (H - window) // stride + 1, (W - window) // stride + 1
+    oh, ow = (H - size) // stride + 1, (W - size) // stride + 1
     y = np.zeros((N, C, oh, ow), dtype=x.dtype)
     for i in range(oh):
         for j in range(ow):
-            patch = x[:, :, stride * i : stride * i + window, stride * j : stride * j + window]
-            y[:, :, i, j] = reduce(patch, axis=(2, 3))
+            rows, cols = window(i, j, size, stride)
+            y[:, :, i, j] = reduce(x[:, :, rows, cols], axis=(2, 3))
     return y
 
 
-def max_pool_backward(dy, x, window, stride):
+def max_pool_backward(dy, x, size, stride):
     """The gradient of a window's max goes to its first maximum in row-major order."""
     dx = np.zeros_like(x)
     N, C, oh, ow = dy.shape
@@ -66,18 +70,18 @@ def max_pool_backward(dy, x, window, stride):
         for c in range(C):
             for i in range(oh):
                 for j in range(ow):
-                    patch = x[n, c, stride * i : stride * i + window, stride * j : stride * j + window]
-                    p, q = np.unravel_index(np.argmax(patch), patch.shape)
-                    dx[n, c, stride * i + p, stride * j + q] += dy[n, c, i, j]
+                    rows, cols = window(i, j, size, stride)
+                    p, q = np.unravel_index(np.argmax(x[n, c, rows, cols]), (size, size))
+                    dx[n, c, rows.start + p, cols.start + q] += dy[n, c, i, j]
     return dx
 
 
-def avg_pool_backward(dy, x, window, stride):
-    """Each window's gradient is shared equally by its window * window inputs."""
+def avg_pool_backward(dy, x, size, stride):
+    """Each window's gradient is shared equally by its size * size inputs."""
     dx = np.zeros_like(x)
     _, _, oh, ow = dy.shape
     for i in range(oh):
         for j in range(ow):
-            share = dy[:, :, i, j][:, :, None, None] / window ** 2
-            dx[:, :, stride * i : stride * i + window, stride * j : stride * j + window] += share
+            rows, cols = window(i, j, size, stride)
+            dx[:, :, rows, cols] += dy[:, :, i, j][:, :, None, None] / size ** 2
     return dx

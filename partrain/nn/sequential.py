@@ -12,7 +12,6 @@ in a script or a notebook: the engine sends the model itself to its workers.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import os
 import traceback
@@ -199,8 +198,12 @@ class Sequential:
         caches = []
         out = X
         for i, layer in enumerate(self.layers):
-            with self._blaming(i, "forward"):
+            try:
                 out, cache = layer.forward(out)
+            except LayerError:   # a layer of a nested model: already named
+                raise
+            except Exception as exc:
+                raise self._blame(i, "forward", exc) from exc
             caches.append(cache)
         return out, caches
 
@@ -224,22 +227,22 @@ class Sequential:
         grad = np.empty(self.num_params, self.dtype) if grad_out is None else grad_out
         gviews = self.views(grad)
         for i in range(len(self.layers) - 1, -1, -1):
-            with self._blaming(i, "backward"):
+            try:
                 d, grads = self.layers[i].backward(d, caches[i])
+            except LayerError:   # a layer of a nested model: already named
+                raise
+            except Exception as exc:
+                raise self._blame(i, "backward", exc) from exc
             for slot in self._checked(i, grads):
                 gviews[slot.key][...] = grads[slot.name]
         return loss_sum, grad
 
-    @contextlib.contextmanager
-    def _blaming(self, i, method):
-        """Name the layer whose own code raised, keeping the original as the cause."""
-        try:
-            yield
-        except LayerError:
-            raise
-        except Exception as exc:
-            raise LayerError(f"layer {self.layer_names[i]} ({type(self.layers[i]).__name__})."
-                             f"{method} raised {type(exc).__name__}: {exc}{_where(exc)}") from exc
+    def _blame(self, i, method, exc):
+        """A LayerError naming layer ``i`` and the line of its own code that raised
+        ``exc`` (the caller chains ``exc`` as its cause). A plain try in the hot loop:
+        it costs nothing until something raises."""
+        return LayerError(f"layer {self.layer_names[i]} ({type(self.layers[i]).__name__})."
+                          f"{method} raised {type(exc).__name__}: {exc}{_where(exc)}")
 
     def _checked(self, i, grads):
         """The layer's parameter slots, once ``grads`` (what its backward returned) holds

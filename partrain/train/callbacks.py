@@ -34,12 +34,15 @@ class Callback:
         the run (it is raised after every callback ran), or None."""
 
 
+def accuracies(values):
+    """"train_acc 0.9000, val_acc 0.8800" of a history row or metrics (those present)."""
+    return ", ".join(f"{k} {values[k]:.4f}" for k in ("train_acc", "val_acc", "test_acc")
+                     if values.get(k) is not None)
+
+
 def summary(row):
     """"loss 0.1234, train_acc 0.9000, val_acc 0.8800" of a history row."""
-    parts = [f"loss {row['loss']:.4f}"]
-    parts += [f"{k} {row[k]:.4f}" for k in ("train_acc", "val_acc", "test_acc")
-              if row.get(k) is not None]
-    return ", ".join(parts)
+    return ", ".join(filter(None, [f"loss {row['loss']:.4f}", accuracies(row)]))
 
 
 def _bar_class():

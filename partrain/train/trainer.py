@@ -59,8 +59,8 @@ class Trainer:
                              f"{type(optimizer).__name__} has none")
         self.schedule = schedule.parse(s.lr_schedule)
         if s.early_stopping and data.val is None:
-            raise UsageError("`early_stopping` watches the validation accuracy: give a "
-                             "validation split (`validation_split` or `validation_data`)")
+            raise UsageError("`early_stopping` watches the validation accuracy: hold out "
+                             "a validation split with `validation_split`")
         self.total_steps = s.steps
         self.callbacks = [*callbacks, *([ProgressBar()] if s.progress else []),
                           *([EvaluationLog()] if s.verbose else [])]

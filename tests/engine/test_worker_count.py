@@ -43,7 +43,8 @@ def test_chunk_seconds_is_positive_and_changes_nothing():
     X, y = data_for("digits32").train
     model = build_model("lenet5", input_shape=X.shape[1:], num_classes=10)
     before = model.flat.copy()
-    assert 0 < chunk_seconds(model, X, y, 8) < 5
+    seconds = chunk_seconds(model, X, y, 8)
+    assert np.isfinite(seconds) and seconds > 0
     assert model.flat.tobytes() == before.tobytes()
 
 
