@@ -11,7 +11,8 @@ comparable; ratios within one run are):
   configuration, with PyTorch CPU as a user writes it (nn.Conv2d, pooling, Linear, SGD
   with momentum) on 1 thread and on N threads;
 * PyTorch DistributedDataParallel over gloo with N processes (each its share of the
-  batch), when torch is installed;
+  batch), when torch is installed: one launch per workload after the rounds, timing
+  ``steps x rounds`` steps (a launch of N torch processes costs more than all the rest);
 * start-up: wall time of ``partrain train --steps 1`` on 1 worker and on N, and of the
   engine's start alone;
 * the seed's 500-step lenet5-cat run end to end (``partrain train``, auto workers),
@@ -20,7 +21,8 @@ comparable; ratios within one run are):
   GEMMs than one.
 
 Writes ``results/scaling/<machine>/`` (README.md table, results.json, scaling.png) and
-prints the table. Not a test: it asserts nothing.
+prints the table; results.json is rewritten after each part, so a run cut short keeps what
+it measured. Not a test: it asserts nothing.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT.parent / "shared" / "data"
+DATA = ROOT.parent / "shared" / "data"   # --data-root replaces it
 
 # name: (preset, dataset, batch, timed steps per round)
 WORKLOADS = {
@@ -53,6 +55,11 @@ WORKLOADS = {
 
 def data_dir(dataset):
     return str(DATA / ("mnist" if dataset == "mnist32" else dataset))
+
+
+def set_data_root(path):
+    global DATA
+    DATA = Path(path)
 
 
 def machine_name():
@@ -90,7 +97,7 @@ def torch_stepper(model, X, y, threads):
     return step
 
 
-def ddp_rank(rank, world, port, preset, dataset, batch, steps, out):
+def ddp_rank(rank, world, port, preset, dataset, folder, batch, steps, out):
     """One DDP process: its 1/world share of the batch, gloo all-reduce, 1 thread."""
     import torch
     import torch.distributed as dist
@@ -103,7 +110,7 @@ def ddp_rank(rank, world, port, preset, dataset, batch, steps, out):
     torch.set_num_threads(1)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
-    data = open_data(dataset=dataset, data_dir=data_dir(dataset))
+    data = open_data(dataset=dataset, data_dir=folder)
     X, y = data.train
     n = len(X) if batch == "full" else batch
     lo, hi = rank * n // world, (rank + 1) * n // world
@@ -135,7 +142,8 @@ def ddp_step_seconds(world, preset, dataset, batch, steps):
         port = s.getsockname()[1]
     with tempfile.TemporaryDirectory() as d:
         out = Path(d, "median.json")
-        tmp.start_processes(ddp_rank, args=(world, port, preset, dataset, batch, steps, str(out)),
+        tmp.start_processes(ddp_rank, args=(world, port, preset, dataset, data_dir(dataset),
+                                                  batch, steps, str(out)),
                             nprocs=world, start_method="spawn")
         return json.loads(out.read_text())
 
@@ -167,8 +175,11 @@ def main(argv=None):
     p.add_argument("--workloads", default=",".join(WORKLOADS))
     p.add_argument("--end-to-end-steps", type=int, default=500)
     p.add_argument("--no-torch", action="store_true")
+    p.add_argument("--data-root", default=str(DATA), help="folder holding mnist/ and "
+                   "catvnoncat/ (default: ../shared/data beside the checkout)")
     p.add_argument("--out", default=None, help="default results/scaling/<machine>")
     args = p.parse_args(argv)
+    set_data_root(args.data_root)
     counts = sorted({*([int(w) for w in args.workers.split(",")] if args.workers else
                        [2 ** i for i in range(cores.bit_length()) if 2 ** i <= cores]), cores})
     try:
@@ -216,18 +227,19 @@ def main(argv=None):
                         t0 = time.perf_counter()
                         step()
                         samples[label].append(time.perf_counter() - t0)
-                if have_torch and cores > 1:
-                    samples.setdefault(f"torch DDP {cores} processes", []).append(
-                        ddp_step_seconds(cores, preset, dataset, batch_spec, steps))
         finally:
             for engine in engines:
                 engine.close()
+        if have_torch and cores > 1:
+            samples[f"torch DDP {cores} processes"] = [ddp_step_seconds(
+                cores, preset, dataset, batch_spec, steps * args.rounds)]
         rows = {label: dict(step_seconds=statistics.median(s), **configs.get(label, (0, {}))[1])
                 for label, s in samples.items()}
         one = rows["partrain 1"]["step_seconds"]
         for row in rows.values():
             row["speedup_vs_1_worker"] = one / row["step_seconds"]
         result["workloads"][wname] = dict(batch=batch, chunks=-(-batch // chunk), rows=rows)
+        save_partial(result, out)
 
     print("start-up and end to end", file=sys.stderr, flush=True)
     start = {}
@@ -236,6 +248,7 @@ def main(argv=None):
             cli_seconds(["--steps", "1", "--workers", str(w)]) for _ in range(3))
     result["startup"] = dict(one_step_run_seconds={str(w): s for w, s in start.items()},
                              ratio=start[cores] / start[1], ratio_8=start[8] / start[1])
+    save_partial(result, out)
     cat = ["--model", "lenet5-cat", "--data-dir", data_dir("catvnoncat")]
     if Path(data_dir("catvnoncat")).is_dir():
         e2e = cli_seconds([*cat, "--steps", str(args.end_to_end_steps)])
@@ -248,6 +261,13 @@ def main(argv=None):
     result["gemm_ceiling"] = dict(processes=cores, speedup=hardware_ceiling(cores)
                                   if cores > 1 else 1.0)
     write(result, out)
+
+
+def save_partial(result, out):
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result["workloads"] if "startup" not in result else result["startup"]),
+          file=sys.stderr, flush=True)
 
 
 def write(result, out):

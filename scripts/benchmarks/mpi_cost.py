@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -154,7 +155,10 @@ def launch(kind, model, args):
            "--steps", str(args.steps)]
     env = dict(os.environ)
     if kind != "process":
-        cmd = [str(Path(sys.executable).parent / "mpiexec"), "-n", str(args.ranks)] + cmd
+        # the launcher beside this Python (a venv's mpich), else the one on PATH
+        beside = Path(sys.executable).parent / "mpiexec"
+        cmd = [str(beside) if beside.exists() else shutil.which("mpiexec"), "-n",
+               str(args.ranks)] + cmd
         if kind == "mpi-network":
             env["MPIR_CVAR_NOLOCAL"] = "1"
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
