@@ -58,12 +58,13 @@ def data_for(dataset, data_dir=None, dtype="float32", val_split=0.0, seed=0):
 def make_trainer(out=None, *, model="lenet5", dataset="digits32", data_dir=None,
                  dtype="float32", val_split=0.0, optimizer="momentum", lr=0.01, momentum=0.9,
                  weight_decay=0.0, seed=0, limit=None, **settings):
-    """A TrainingRun (a trainer writing ``out``) for a preset on a named dataset;
+    """A TrainingRun (a trainer writing ``out``) for a preset (or ``MODULE:FUNCTION``,
+    e.g. ``partrain.testing:dropout_net``) on a named dataset;
     ``settings`` go to TrainSettings. ``limit``: keep only the first ``limit`` samples
     of every split (faster tests)."""
     from partrain.data import Data
+    from partrain.names import make_model
     from partrain.nn.optim import make_optimizer
-    from partrain.presets import build_model
     from partrain.run.training import TrainingRun
     from partrain.train.settings import TrainSettings
 
@@ -71,12 +72,27 @@ def make_trainer(out=None, *, model="lenet5", dataset="digits32", data_dir=None,
     if limit is not None:
         data = Data(**{k: (X[:limit], y[:limit]) for k, (X, y) in data.splits().items()},
                     num_classes=data.num_classes, name=data.name)
-    m = build_model(model, seed=seed, dtype=dtype, input_shape=data.input_shape,
-                    num_classes=data.num_classes)
+    m = make_model(model, seed=seed, dtype=dtype, input_shape=data.input_shape,
+                   num_classes=data.num_classes)
     opt = make_optimizer(optimizer, lr, momentum=momentum, weight_decay=weight_decay)
     settings.setdefault("progress", False)
     s = TrainSettings(out=None if out is None else str(out), seed=seed, **settings)
     return TrainingRun(m, data, opt, s)
+
+
+def dropout_net(input_shape, num_classes, seed=0, dtype="float32", rate=0.3):
+    """A small convnet with dropout before and inside its classifier: every random draw
+    it makes must be the same on any worker count (``--model partrain.testing:dropout_net``)."""
+    from partrain.nn import (Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sequential,
+                             SoftmaxCrossEntropy)
+
+    c, h, w = input_shape
+    layers = [("c1", Conv2D(c, 4, 5)), ("r1", ReLU()), ("p1", MaxPool2D(2)),
+              ("d0", Dropout(rate)), ("flat", Flatten()),
+              ("f1", Dense(4 * ((h - 4) // 2) * ((w - 4) // 2), 32)), ("r2", ReLU()),
+              ("d1", Dropout(rate)), ("out", Dense(32, num_classes))]
+    return Sequential(layers, SoftmaxCrossEntropy(), input_shape, seed=seed, dtype=dtype,
+                      name="dropout_net")
 
 
 def interrupt_at(stop_step):

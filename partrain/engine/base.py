@@ -124,8 +124,9 @@ class Engine:
         """indices: (B,) positions into the training split -> (mean loss, grad (P,)).
 
         augment: an :class:`partrain.data.augment.Augmentation` (or None) applied to each
-        chunk's images with the stream of ``key`` (the trainer's (seed, step)) and the
-        chunk index: the same transforms on any worker count.
+        chunk's images.
+        key: the trainer's (seed, step); with the chunk index it keys the chunk's random
+        draws (augmentation, dropout): the same on any worker count.
         what: what this gradient is for, in error messages (the trainer's "step 12");
         by default "step N", N counting this engine's gradients.
         """
@@ -138,9 +139,10 @@ class Engine:
         t0 = time.perf_counter()
         chunks = chunk_bounds(len(indices), self.chunk_size)
         runs = assign_chunks(chunks, self.workers)
-        how = (augment, tuple(key)) if augment else None
         seq = self._next_seq()
-        tasks = {w: GradientTask(seq, what, [(c, indices[lo:hi]) for c, lo, hi in run], how)
+        key = tuple(int(k) for k in key)
+        tasks = {w: GradientTask(seq, what, [(c, indices[lo:hi]) for c, lo, hi in run], key,
+                                 augment or None)
                  for w, run in enumerate(runs) if run}
         replies = self._exchange(tasks)
         losses = _in_chunk_order(replies, len(chunks))

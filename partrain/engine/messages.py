@@ -16,14 +16,17 @@ class GradientTask(NamedTuple):
     ``slots[chunk]``; the reply holds each chunk's loss sum.
 
     chunks: [(chunk index, sample indices (k,) int64), ...].
-    augment: None or ``(augmentation, key)``: each chunk's images are transformed
-    first, with the random stream of ``(key, chunk)`` (partrain.data.augment).
+    key: the trainer's (seed, step): with the chunk index it keys every random draw of
+    the chunk (augmentation, and layers through partrain.nn.training_rng).
+    augment: None or an augmentation: each chunk's images are transformed first
+    (partrain.data.augment).
     """
 
     seq: int
     what: str
     chunks: list
-    augment: tuple | None
+    key: tuple
+    augment: object
 
     kind = "gradient"
 

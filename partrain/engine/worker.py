@@ -11,6 +11,7 @@ import numpy as np
 
 from ..data.augment import chunk_rng
 from ..errors import LayerError
+from ..nn.randomness import training_stream
 from .host import peak_rss_bytes
 from .messages import EvaluateTask, Failure, GradientTask, ReduceTask, Reply
 from .partition import sum_chunks
@@ -47,11 +48,10 @@ class Worker:
             X, y = a["train.X"], a["train.y"]
             for c, idx in task.chunks:
                 self.between_chunks()
-                with _naming(f"chunk {c}"):
+                with _naming(f"chunk {c}"), training_stream(task.key, c):
                     transform = None
                     if task.augment is not None:
-                        augmentation, key = task.augment
-                        transform = partial(augmentation, rng=chunk_rng(key, c))
+                        transform = partial(task.augment, rng=chunk_rng(task.key, c))
                     results[c] = compute_chunk(self.model, X, y, idx, a["slots"][c], transform)
         elif isinstance(task, ReduceTask):
             with _naming("the gradient reduction"):
