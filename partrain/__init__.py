@@ -16,7 +16,7 @@ __version__ = "0.2.0"
 
 _EXPORTS = {
     "fit": "api", "load_run": "api", "predict": "api", "predict_proba": "api",
-    "predict_scores": "api", "gradcheck": "nn.gradcheck", "Sequential": "nn.sequential", "Layer": "nn.layer",
+    "predict_scores": "api", "sweep": "api", "gradcheck": "nn.gradcheck", "Sequential": "nn.sequential", "Layer": "nn.layer",
     "SoftmaxCrossEntropy": "nn.losses", "SigmoidBinaryCrossEntropy": "nn.losses",
     "HalfSumSquares": "nn.losses", "SGD": "nn.optim", "Momentum": "nn.optim",
     "Nesterov": "nn.optim", "RMSProp": "nn.optim", "Adam": "nn.optim", "Data": "data.container",

@@ -4,6 +4,8 @@
     history = partrain.fit(model, X, y, epochs=3, validation_split=0.1, out="runs/x")
     labels = partrain.predict(model, X_new)
     model, history = partrain.load_run("runs/x")
+    result = partrain.sweep(build, X, y, grid={"lr": [0.01, 0.03]}, seeds=[0, 1],
+                            validation_split=0.1, out="sweeps/x")
 
 Defaults are the command line's: every physical core, chunks of 8, momentum 0.9,
 lr 0.01, batch 32, one epoch. Scripts need no ``if __name__ == "__main__":`` guard:
@@ -140,3 +142,75 @@ def load_run(path, best=False):
     except (OSError, ValueError):
         metrics = {}
     return model, History(rows, evals, metrics, str(path))
+
+
+def sweep(build, X, y=None, *, grid=None, variants=None, seeds=(0,), out, jobs="auto",
+          workers="auto", overwrite=False, validation_data=None, validation_split=0.0,
+          test_data=None, **settings):
+    """Train every candidate (each of ``variants`` x every combination of ``grid`` x
+    each seed) as an independent :func:`fit` into ``out/<candidate>/``, in parallel
+    across the cores (joblib), and choose the best on validation only.
+
+    build: a function returning a fresh model; it may take ``seed`` (each candidate's).
+    grid: {setting: [values]}; variants: [{setting: value}, ...]; settings: what every
+       candidate shares (any :func:`fit` setting). ``seeds``: each candidate's seeds.
+    jobs, workers: runs at a time and workers per run (see partrain.sweeps.runner).
+    Calling it again with the same candidates and ``out`` keeps finished candidates and
+    resumes stopped ones. Returns a :class:`partrain.sweeps.SweepResult` (``best`` is its
+    row chosen on validation; summary.csv, summary.md and curves.png are in ``out``).
+    """
+    from .sweeps import expand, run_sweep
+
+    if not callable(build) or hasattr(build, "loss_sum_and_grads"):
+        raise UsageError("sweep() takes a function that builds a fresh model (each "
+                         "candidate starts from its own seed), not a model")
+    candidates = expand(grid, variants, seeds)
+    for c in candidates:
+        unknown = sorted(dict(c.settings).keys() - _SETTINGS.keys())
+        if unknown or {"seed", "out", "workers", "resume"} & dict(c.settings).keys():
+            raise UsageError(f"sweep candidate {c.label()}: "
+                             f"{', '.join(unknown) or 'seed, out, workers, resume'} cannot "
+                             f"vary; a sweep may vary {', '.join(_SETTINGS)}")
+    data = as_data(X, y, validation_data, test_data, dtype=_built(build, seeds[0]).dtype)
+    job = FitJob(build, data, validation_split, settings)
+    return run_sweep(candidates, job, str(out), jobs=jobs, workers=workers,
+                     overwrite=overwrite, record=dict(settings={k: str(v) for k, v in
+                                                                settings.items()}))
+
+
+class FitJob:
+    """One sweep candidate as :func:`fit` trains it (picklable, for joblib's workers)."""
+
+    def __init__(self, build, data, validation_split, settings):
+        self.build, self.data = build, data
+        self.validation_split, self.settings = validation_split, settings
+
+    def __call__(self, candidate, run_dir, resume, workers):
+        import sys
+        from pathlib import Path
+
+        from .errors import PartrainError
+
+        settings = {**self.settings, **dict(candidate.settings), "seed": candidate.seed,
+                    "out": run_dir, "workers": workers, "progress": False,
+                    "overwrite": not resume and Path(run_dir).is_dir()}
+        try:
+            fit(_built(self.build, candidate.seed), self.data, resume=resume,
+                validation_split=self.validation_split, **settings)
+        except PartrainError as exc:
+            print(f"partrain: error: {exc}", file=sys.stderr)
+            return exc.exit_code
+        return 0
+
+
+def _built(build, seed):
+    """build(seed=seed) when it takes a seed, else build(); it must return a model."""
+    try:
+        takes_seed = "seed" in inspect.signature(build).parameters
+    except (TypeError, ValueError):
+        takes_seed = False
+    model = build(seed=seed) if takes_seed else build()
+    if not hasattr(model, "loss_sum_and_grads"):
+        raise UsageError(f"sweep(): build() returned {type(model).__name__}, not a "
+                         "partrain.Sequential")
+    return model

@@ -17,7 +17,7 @@ LAYERS = {
     "engine": 3,
     "train": 4,
     "run": 5,
-    "api": 6, "cli": 6, "bench": 6, "__main__": 6, "__init__": 6, "testing": 6,
+    "api": 6, "sweeps": 6, "cli": 6, "bench": 6, "__main__": 6, "__init__": 6, "testing": 6,
 }
 
 

@@ -6,7 +6,7 @@ tracebacks are for bugs only. Messages from the package name settings in their P
 spelling in backticks; :func:`partrain.cli.parser.flag_spelling` turns those into flags.
 
 Modules: ``parser`` (every command and flag), ``train`` (``partrain train``),
-``commands`` (the others).
+``sweep`` (``partrain sweep``), ``commands`` (the others).
 """
 
 from __future__ import annotations
@@ -82,9 +82,10 @@ def _run_command(argv):
         from .commands import (cmd_datasets, cmd_eval, cmd_info, cmd_models, cmd_predict,
                                cmd_scale)
         from .parser import build_parser
+        from .sweep import cmd_sweep
         from .train import cmd_train
 
-        commands = dict(train=cmd_train, eval=cmd_eval, predict=cmd_predict,
+        commands = dict(train=cmd_train, sweep=cmd_sweep, eval=cmd_eval, predict=cmd_predict,
                         models=cmd_models, datasets=cmd_datasets, info=cmd_info,
                         scale=cmd_scale)
         parser = build_parser()
@@ -111,6 +112,7 @@ def _run_command(argv):
         hint = (f"; outputs and a checkpoint are in {run}; resume with: "
                 f"partrain train --resume {run}" if run and Path(run, "checkpoint.h5").is_file()
                 else "")
+        hint = getattr(exc, "hint", "") or hint
         _say(f"partrain: stopped by {signal.Signals(signum).name}{hint}", exc)
         return 128 + signum
     except MemoryError:

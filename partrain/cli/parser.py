@@ -109,6 +109,65 @@ examples:
 """
 
 
+def add_training_flags(parser):
+    """The model, data and settings flags of ``train`` (and of ``sweep``, whose
+    candidates are ``train`` runs); returns the help groups by name."""
+    from ..data.datasets import DATASETS
+    from ..nn.sequential import DTYPES
+    from ..presets import PRESETS
+
+    what = parser.add_argument_group("model and data")
+    what.add_argument("--model", metavar="SPEC",
+                      help=f"preset ({', '.join(PRESETS)}; default {DEFAULT_MODEL}) or "
+                      "FILE.py:FUNCTION or MODULE:FUNCTION")
+    source = what.add_mutually_exclusive_group()
+    source.add_argument("--dataset", choices=list(DATASETS), metavar="NAME",
+                        help=f"dataset: {', '.join(DATASETS)} (default: the preset's)")
+    source.add_argument("--data", metavar="FILE", help="your data: .npz, .h5 or an image folder")
+    what.add_argument("--data-dir", metavar="DIR", help="folder holding the named dataset's files")
+    what.add_argument("--val-split", type=reader(fraction), metavar="F",
+                      help="hold out this fraction of the training set to choose best/ (by seed)")
+    what.add_argument("--dtype", choices=list(DTYPES), help="default float32")
+    groups = {"model and data": what}
+    add_setting_flags(parser, (TrainSettings, OptimizerSettings), groups)
+    return groups
+
+
+SWEEP_HELP = """\
+Train several candidates (a --grid of flag values and/or a list of --variant flag sets,
+each with every one of --seeds) as independent runs, in parallel across the cores, each
+an ordinary run directory inside --out with the same bits as the same 'partrain train'
+alone. Every other flag is shared by all candidates. The summary (summary.md,
+summary.csv, curves.png in --out) chooses the best on validation only (--val-split,
+0.1 when not given with a named dataset); test accuracy is reported, never compared.
+
+Ctrl-C, SIGTERM or SIGHUP stop the running candidates at the end of their step, with
+checkpoints; the same command again goes on: finished candidates are kept, stopped
+ones resume, nothing runs twice.
+"""
+
+SWEEP_EXAMPLES = """\
+examples:
+  partrain sweep --grid lr=0.01,0.03,0.1 --seeds 0-2 --steps 200 --out sweeps/lr
+  partrain sweep --model mnist-conv --data-dir ../shared/data/mnist --epochs 2 \\
+      --variant '--optimizer adam --lr 1e-3' --variant '--optimizer momentum --lr 0.01'
+"""
+
+
+def seed_list(text):
+    """"0,1,2" or "0-4" (inclusive) -> [ints]."""
+    seeds = []
+    for part in text.split(","):
+        lo, dash, hi = part.strip().partition("-")
+        if dash and lo.isdigit() and hi.isdigit() and int(lo) <= int(hi):
+            seeds += range(int(lo), int(hi) + 1)
+        elif part.strip().isdigit():
+            seeds.append(int(part))
+        else:
+            raise ValueError("expected seeds such as 0,1,2 or 0-4")
+    return seeds
+
+
 def build_parser():
     from ..data.datasets import DATASETS
     from ..nn.sequential import DTYPES
@@ -126,24 +185,28 @@ def build_parser():
                        description=TRAIN_HELP % dict(factor=DIVERGENCE_FACTOR),
                        epilog=TRAIN_EXAMPLES,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    what = t.add_argument_group("model and data")
-    what.add_argument("--model", metavar="SPEC",
-                      help=f"preset ({', '.join(PRESETS)}; default {DEFAULT_MODEL}) or "
-                      "FILE.py:FUNCTION or MODULE:FUNCTION")
-    source = what.add_mutually_exclusive_group()
-    source.add_argument("--dataset", choices=list(DATASETS), metavar="NAME",
-                        help=f"dataset: {', '.join(DATASETS)} (default: the preset's)")
-    source.add_argument("--data", metavar="FILE", help="your data: .npz, .h5 or an image folder")
-    what.add_argument("--data-dir", metavar="DIR", help="folder holding the named dataset's files")
-    what.add_argument("--val-split", type=reader(fraction), metavar="F",
-                      help="hold out this fraction of the training set to choose best/ (by seed)")
-    what.add_argument("--dtype", choices=list(DTYPES), help="default float32")
-    groups = {"model and data": what}
-    add_setting_flags(t, (TrainSettings, OptimizerSettings), groups)
+    groups = add_training_flags(t)
     groups["outputs"].add_argument(
         "--resume", metavar="RUN_DIR",
         help="continue a run from its checkpoint; only " + ", ".join(resume_flags()) +
         " and a longer --steps/--epochs may be given")
+
+    sw = sub.add_parser("sweep", help="train several settings x seeds in parallel; choose on "
+                        "validation", description=SWEEP_HELP, epilog=SWEEP_EXAMPLES,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_training_flags(sw)
+    grid = sw.add_argument_group("the sweep")
+    grid.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2,...",
+                      help="try each value of a training flag (repeat for a grid of "
+                      "every combination), e.g. --grid lr=0.01,0.03 --grid batch-size=32,64")
+    grid.add_argument("--variant", action="append", default=[], metavar="'FLAGS'",
+                      help="one candidate's training flags, quoted (repeat for a list), e.g. "
+                      "--variant '--optimizer adam --lr 1e-3'")
+    grid.add_argument("--seeds", type=reader(seed_list), default=[0], metavar="LIST",
+                      help="seeds of every candidate: 0,1,2 or 0-4 (default 0)")
+    grid.add_argument("--jobs", type=reader(int_or("auto")), default="auto", metavar="N|auto",
+                      help="runs at a time (default: one per core, fewer when there are "
+                      "fewer candidates); --workers sets each run's workers")
 
     e = sub.add_parser("eval", help="evaluate a finished run's model.h5, on its data or yours",
                        epilog="examples:\n  partrain eval runs/lenet5-digits32-20261130-180333"

@@ -1,0 +1,144 @@
+"""``partrain sweep``: the flags turned into candidates (each a ``partrain train`` flag
+set and a seed), run by :mod:`partrain.sweeps`, and the summary printed."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import time
+from pathlib import Path
+
+from .. import log
+from ..errors import UsageError
+
+# Flags that belong to the sweep as a whole, not to a candidate's run.
+SWEEP_ONLY = ("grid", "variant", "seeds", "jobs", "out", "overwrite", "workers", "seed",
+              "progress", "command")
+
+
+def cmd_sweep(args):
+    from ..sweeps import expand, run_sweep
+    from .parser import DEFAULT_MODEL, build_parser
+
+    train = _train_parser(build_parser())
+    actions = {a.dest: a for a in train._actions if a.option_strings}
+    base = {k: v for k, v in vars(args).items()
+            if k in actions and k not in SWEEP_ONLY and v is not None}
+    grid = dict(_grid_entry(text, train, actions) for text in args.grid)
+    variants = [_variant(text, train, actions) for text in args.variant] or None
+    candidates = expand(grid, variants, args.seeds)
+    if "val_split" not in base and "data" not in base and not any(
+            "val_split" in dict(c.settings) for c in candidates):
+        base["val_split"] = 0.1
+        log.info("holding out 0.1 of the training set for validation, which chooses the "
+                 "best candidate (--val-split)")
+    out = args.out or _default_folder(base.get("model") or DEFAULT_MODEL)
+    for c in candidates:   # every candidate's flags parse before anything runs
+        _parse(train, ["--out", "x", *to_flags({**base, **dict(c.settings)}, actions)])
+    job = CommandLineJob(base, actions)
+    t0 = time.perf_counter()
+    result = run_sweep(candidates, job, out, jobs=args.jobs,
+                       workers=args.workers if args.workers is not None else "auto",
+                       overwrite=bool(args.overwrite),
+                       record=dict(command=["partrain", "sweep", *_argv_of(args)]))
+    log.result((Path(out) / "summary.md").read_text().rstrip())
+    best = result.best
+    log.result(f"partrain: sweep of {len(candidates)} candidates in "
+               f"{time.perf_counter() - t0:.1f} s ({result.ran} run now, {result.kept} kept); "
+               + (f"best on validation: {best['candidate']}; " if best else "")
+               + f"outputs in {out}")
+    failed = [r for r in result.rows if r["status"].startswith("failed")]
+    return 1 if failed and len(failed) == len(result.rows) else 0
+
+
+class CommandLineJob:
+    """Trains one candidate as ``partrain train`` would with its flags: the same code,
+    so the same bits as that command run alone. Picklable, for joblib's workers."""
+
+    def __init__(self, base, actions):
+        self.base = base
+        self.options = {dest: (a.option_strings[-1] if a.option_strings else None,
+                               type(a).__name__) for dest, a in actions.items()}
+
+    def __call__(self, candidate, run_dir, resume, workers):
+        from . import _main
+
+        if resume:
+            argv = ["train", "--resume", run_dir]
+        else:
+            flags = _flags(self.options, {**self.base, **dict(candidate.settings)})
+            argv = ["train", *flags, "--seed", str(candidate.seed), "--out", run_dir]
+            if Path(run_dir).is_dir():   # begun, stopped before its first checkpoint
+                argv.append("--overwrite")
+        return _main([*argv, "--workers", str(workers), "--no-progress"])
+
+
+def to_flags(settings, actions):
+    """{dest: value} -> the flags that set them, as argv."""
+    return _flags({d: (a.option_strings[-1], type(a).__name__) for d, a in actions.items()},
+                  settings)
+
+
+def _flags(options, settings):
+    argv = []
+    for dest, value in settings.items():
+        option, kind = options[dest]
+        if kind == "_StoreTrueAction":
+            argv += [option] if value else []
+        elif kind == "_StoreFalseAction":
+            argv += [option] if value is False else []
+        else:
+            argv += [option, str(value)]
+    return argv
+
+
+def _train_parser(parser):
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices["train"]
+
+
+def _parse(train, argv):
+    try:
+        return train.parse_args(argv)
+    except UsageError as exc:
+        raise UsageError(str(exc).replace("'partrain train --help'",
+                                          "'partrain sweep --help'")) from None
+
+
+def _grid_entry(text, train, actions):
+    name, eq, values = text.partition("=")
+    option = "--" + name.strip().lstrip("-").replace("_", "-")
+    dest = next((d for d, a in actions.items() if option in a.option_strings or d == name),
+                None)
+    if not eq or not values or dest is None or dest in SWEEP_ONLY + ("resume",):
+        raise UsageError(f"--grid {text!r}: expected NAME=V1,V2,... where NAME is a training "
+                         "flag such as lr or batch-size")
+    if type(actions[dest]).__name__ in ("_StoreTrueAction", "_StoreFalseAction"):
+        raise UsageError(f"--grid {text!r}: {option} is a switch; use two --variant instead")
+    parsed = [getattr(_parse(train, [actions[dest].option_strings[-1], v.strip()]), dest)
+              for v in values.split(",")]
+    return dest, parsed
+
+
+def _variant(text, train, actions):
+    try:
+        argv = shlex.split(text)
+    except ValueError as exc:
+        raise UsageError(f"--variant {text!r}: {exc}") from None
+    given = {k: v for k, v in vars(_parse(train, argv)).items() if v is not None}
+    bad = sorted(set(given) & set(SWEEP_ONLY + ("resume",)))
+    if bad:
+        raise UsageError(f"--variant {text!r} sets {', '.join(bad)}, which belong to the "
+                         "whole sweep; give them outside --variant")
+    return given
+
+
+def _default_folder(model):
+    from .train import new_run_directory
+
+    stem = Path(model.split(":")[0]).stem
+    return new_run_directory(f"sweeps/{stem}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def _argv_of(args):
+    return [f"{k}={v}" for k, v in sorted(vars(args).items()) if v not in (None, [], False)]
