@@ -26,6 +26,10 @@ class Worker:
     """
 
     def __init__(self, model, arrays, between_chunks=None):
+        # The data is shared by every worker and step (and, serial, is the caller's own
+        # array): nothing here may write it, so it is held read-only.
+        arrays = {k: (read_only(v) if k.endswith((".X", ".y")) else v)
+                  for k, v in arrays.items()}
         self.model, self.a = model, arrays
         self.between_chunks = between_chunks or (lambda: None)
         model.bind(arrays["params"])
@@ -112,6 +116,10 @@ def compute_chunk(model, X, y, indices, grad_out, transform=None):
         Xc, yc = X[indices], y[indices]
     if transform is not None:
         Xc = transform(Xc)
+    # Read-only whichever way the chunk was made (a slice of the shared data, a gathered
+    # copy, an augmented copy), so a layer that writes into its input fails the same way
+    # on every batch instead of changing the training data for every later step.
+    Xc = read_only(Xc)
     # Overflow is not an error here: the trainer checks loss and gradient for NaN/inf
     # after every step and stops with one clear line.
     with np.errstate(all="ignore"):
@@ -122,7 +130,14 @@ def compute_chunk(model, X, y, indices, grad_out, transform=None):
 def evaluate_chunk(model, X, y, want_scores=False):
     """(loss sum, correct count, scores or None) of a forward pass on one chunk."""
     with np.errstate(all="ignore"):   # a diverged model evaluates to nan, not warnings
-        scores, _ = model.forward(X)
+        scores, _ = model.forward(read_only(X))
         loss_sum, _ = model.loss(scores, y)
         correct = int(np.count_nonzero(model.loss.predict_labels(scores) == y))
     return float(loss_sum), correct, (np.array(scores) if want_scores else None)
+
+
+def read_only(array):
+    """A view of ``array`` that cannot be written through (``array`` itself unchanged)."""
+    view = array.view()
+    view.flags.writeable = False
+    return view

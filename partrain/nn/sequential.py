@@ -241,8 +241,14 @@ class Sequential:
         """A LayerError naming layer ``i`` and the line of its own code that raised
         ``exc`` (the caller chains ``exc`` as its cause). A plain try in the hot loop:
         it costs nothing until something raises."""
+        hint = ""
+        if isinstance(exc, ValueError) and "read-only" in str(exc):
+            # The engine hands layers the training data read-only: written in place, it
+            # would change the data of every later step and of a resumed run.
+            hint = ("; layers must not modify their input in place (compute a new array: "
+                    "x = x * 2, not x *= 2)")
         return LayerError(f"layer {self.layer_names[i]} ({type(self.layers[i]).__name__})."
-                          f"{method} raised {type(exc).__name__}: {exc}{_where(exc)}")
+                          f"{method} raised {type(exc).__name__}: {exc}{_where(exc)}{hint}")
 
     def _checked(self, i, grads):
         """The layer's parameter slots, once ``grads`` (what its backward returned) holds
