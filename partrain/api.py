@@ -52,6 +52,9 @@ def fit(model, X, y=None, *, validation_data=None, validation_split=0.0, test_da
        weight_decay); ``optimizer`` may also be an Optimizer object.
     Returns the same History in every process of an MPI job.
     """
+    from .engine.shared_memory import ensure_standard_fds
+
+    ensure_standard_fds()   # before the data, the run directory or an engine is opened
     unknown = sorted(settings.keys() - _SETTINGS.keys())
     if unknown:
         raise UsageError(f"fit() got unknown settings {', '.join(unknown)}; it takes "
