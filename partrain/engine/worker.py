@@ -10,7 +10,7 @@ from functools import partial
 import numpy as np
 
 from ..data.augment import chunk_rng
-from ..errors import LayerError
+from ..errors import LayerError, UsageError
 from .host import peak_rss_bytes
 from .messages import EvaluateTask, Failure, GradientTask, ReduceTask, Reply
 from .partition import sum_chunks
@@ -141,3 +141,36 @@ def read_only(array):
     view = array.view()
     view.flags.writeable = False
     return view
+
+
+def pickled_model(model):
+    """The model as cloudpickle bytes for the other processes; a layer holding what
+    cannot be pickled (a lock, an open file, a generator) is one line naming it."""
+    import cloudpickle
+
+    try:
+        return cloudpickle.dumps(model)
+    except Exception as exc:
+        raise UsageError(f"{unpicklable_part(model, exc)} cannot be sent to worker "
+                         "processes; train it in this process with the serial backend "
+                         '(`backend="serial"` or `workers=1`)') from None
+
+
+def unpicklable_part(model, exc):
+    """"layer NAME (Class) holds what pickle cannot copy (...)": the first part of
+    ``model`` that fails to pickle with ``exc``'s message."""
+    import cloudpickle
+
+    parts = [(f"layer {name} ({type(layer).__name__})", layer)
+             for name, layer in zip(getattr(model, "layer_names", ()),
+                                    getattr(model, "layers", ()))]
+    parts.append((f"the loss ({type(getattr(model, 'loss', None)).__name__})",
+                  getattr(model, "loss", None)))
+    what = f"the model ({type(model).__name__})"
+    for name, part in parts:
+        try:
+            cloudpickle.dumps(part)
+        except Exception as own:
+            what, exc = name, own
+            break
+    return f"{what} holds something pickle cannot copy ({type(exc).__name__}: {exc})"

@@ -136,9 +136,19 @@ class RunDir:
         return record
 
     def write_model_architecture(self, model):
+        """model.pkl; a model that cannot be pickled (a layer holding a lock, an open
+        file...) trains on the serial backend all the same, but has no model.pkl:
+        say so, and go on."""
         import cloudpickle
 
-        data = cloudpickle.dumps(model)
+        try:
+            data = cloudpickle.dumps(model)
+        except Exception as exc:
+            from .. import log
+            from ..engine.worker import unpicklable_part
+
+            log.warn(f"{MODEL_PKL} not written: {unpicklable_part(model, exc)}")
+            return
         with files.atomic_path(self.file(MODEL_PKL)) as tmp:
             Path(tmp).write_bytes(data)
 
