@@ -54,6 +54,9 @@ def fit(model, X, y=None, *, validation_data=None, validation_split=0.0, test_da
        weight_decay); ``optimizer`` may also be an Optimizer object.
     Returns the same History in every process of an MPI job.
     """
+    from .engine.shared_memory import ensure_standard_fds
+
+    ensure_standard_fds()   # before the data, the run directory or an engine is opened
     unknown = sorted(settings.keys() - _SETTINGS.keys())
     if unknown:
         raise UsageError(f"fit() got unknown settings {', '.join(unknown)}; it takes "
@@ -126,14 +129,17 @@ def predict_proba(model, X, workers="auto"):
     return model.loss.probabilities(predict_scores(model, X, workers))
 
 
-def load_run(path, best=False):
-    """(model, history) of a finished run directory: the model rebuilt from model.pkl
-    with the parameters of model.h5 (``best=True``: the best-by-validation ones).
+def load_run(path, best=False, allow_pickle=False):
+    """(model, history) of a finished run directory: the model with the parameters of
+    model.h5 (``best=True``: the best-by-validation ones).
 
-    model.pkl is a pickle: it runs code when loaded, so only load runs you trust.
+    A model of partrain's own layers is rebuilt from config.json: nothing in the run
+    directory runs. A model with classes of your own can only come back from model.pkl,
+    and unpickling runs whatever code it holds: that needs ``allow_pickle=True``, to be
+    given only for run directories you trust (as numpy's ``np.load``).
     """
     run = RunDir(path)
-    model = run.read_params(run.read_model_architecture(), best=best)
+    model = run.read_params(run.read_model(allow_pickle=allow_pickle), best=best)
     rows = run.read_history()
     evals = [{k: v for k, v in r.items() if k == "step" or "_acc" in k or "_loss" in k
               or k == "eval_seconds"} for r in rows if r.get("train_acc") is not None]

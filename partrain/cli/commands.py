@@ -22,7 +22,7 @@ def cmd_eval(args):
         raise UsageError("eval needs a run directory: partrain eval RUN")
     run = RunDir(where)
     record = run.read_config()   # first: a folder that is no run is said as such
-    model = run.read_params(run.read_model_architecture(), best=args.best)
+    model = run.read_params(run.read_model(args.allow_pickle), best=args.best)
     if args.data:
         data = open_data(data_file=args.data, dtype=str(model.dtype))
     else:
@@ -55,7 +55,7 @@ def cmd_predict(args):
 
     run = RunDir(args.run_dir)
     class_names = (run.read_config().get("data") or {}).get("class_names")
-    model = run.read_params(run.read_model_architecture(), best=args.best)
+    model = run.read_params(run.read_model(args.allow_pickle), best=args.best)
     X, names = load_unlabelled(args.inputs, dtype=str(model.dtype))
     if tuple(X.shape[1:]) != tuple(model.input_shape):
         raise UsageError(f"the inputs are {'x'.join(map(str, X.shape[1:]))} images; the model "

@@ -168,6 +168,10 @@ def seed_list(text):
     return seeds
 
 
+ALLOW_PICKLE_HELP = ("rebuild a model with classes of your own from the run's model.pkl; "
+                     "unpickling runs any code the file holds, so only for runs you trust")
+
+
 def build_parser():
     from ..data.datasets import DATASETS
     from ..nn.sequential import DTYPES
@@ -189,7 +193,8 @@ def build_parser():
     groups["outputs"].add_argument(
         "--resume", metavar="RUN_DIR",
         help="continue a run from its checkpoint; only " + ", ".join(resume_flags()) +
-        " and a longer --steps/--epochs may be given")
+        " and a longer --steps/--epochs may be given, and --model naming the run's own "
+        "model again (a model from a file or module is imported only then)")
 
     sw = sub.add_parser("sweep", help="train several settings x seeds in parallel; choose on "
                         "validation", description=SWEEP_HELP, epilog=SWEEP_EXAMPLES,
@@ -218,6 +223,8 @@ def build_parser():
                    "folder (with labels) instead of the run's own data")
     e.add_argument("--split", choices=["train", "val", "test"], default="test")
     e.add_argument("--best", action="store_true", help="use the best-by-validation parameters")
+    e.add_argument("--allow-pickle", action="store_true",
+                   help=ALLOW_PICKLE_HELP)
     e.add_argument("--workers", type=reader(int_or("auto")), default="auto", metavar="N|auto")
 
     pr = sub.add_parser("predict", help="label new images with a finished run's model (CSV)",
@@ -229,6 +236,8 @@ def build_parser():
                     help="image files, folders of images, or .npz files with an array X")
     pr.add_argument("--out", metavar="FILE.csv", help="write the CSV here (default stdout)")
     pr.add_argument("--best", action="store_true", help="use the best-by-validation parameters")
+    pr.add_argument("--allow-pickle", action="store_true",
+                   help=ALLOW_PICKLE_HELP)
     pr.add_argument("--workers", type=reader(int_or("auto")), default="auto", metavar="N|auto")
 
     sub.add_parser("models", help="list the presets with parameter counts")

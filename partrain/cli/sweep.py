@@ -65,6 +65,9 @@ class CommandLineJob:
 
         if resume:
             argv = ["train", "--resume", run_dir]
+            model = {**self.base, **dict(candidate.settings)}.get("model")
+            if model and ":" in model:   # resume imports a model file only when named again
+                argv += ["--model", model]
         else:
             flags = _flags(self.options, {**self.base, **dict(candidate.settings)})
             argv = ["train", *flags, "--seed", str(candidate.seed), "--out", run_dir]

@@ -97,14 +97,17 @@ def resumed_run(args):
     from .parser import resume_flags, resume_settings
 
     # `is`, not ==: --seed 0 or --momentum 0 is given too (0 == False in Python).
-    allowed = {"resume", "steps", "epochs", "command"} | {f.name for f in resume_settings()}
+    # --model is checked by rebuild: naming a model file again is how a resume agrees
+    # to run its code.
+    allowed = {"resume", "steps", "epochs", "command", "model"} | \
+        {f.name for f in resume_settings()}
     conflicting = sorted(f"--{k.replace('_', '-')}" for k, v in vars(args).items()
                          if k not in allowed and v is not None and v is not False)
     if conflicting:
         raise UsageError(f"--resume continues a run with its own settings; drop "
                          f"{', '.join(conflicting)} (only {', '.join(resume_flags())} and "
                          "a longer --steps/--epochs)")
-    model, data, optimizer, settings, spec = rebuild(RunDir(args.resume))
+    model, data, optimizer, settings, spec = rebuild(RunDir(args.resume), args.model)
     done_steps = settings.steps
     if args.steps is not None or args.epochs is not None:
         settings.steps = args.steps

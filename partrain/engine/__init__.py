@@ -49,8 +49,12 @@ def launched_by_mpi():
 
 
 def begin_process():
-    """Call as a command starts: a process that only serves another (an MPI rank > 0)
-    says nothing, so a job prints each line once."""
+    """Call as a command starts: standard descriptors 0-2 are made valid before any
+    file is opened (see shared_memory.ensure_standard_fds); a process that only serves
+    another (an MPI rank > 0) says nothing, so a job prints each line once."""
+    from .shared_memory import ensure_standard_fds
+
+    ensure_standard_fds()
     if launched_by_mpi():
         from .. import log
         from .mpi import rank

@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import UsageError, WorkerError
 from .messages import EvaluateTask, Failure, GradientTask
 from .partition import EVAL_CHUNK, assign_chunks, chunk_bounds, mean_loss
+from .shared_memory import ensure_standard_fds
 from .worker_count import resolve_workers
 
 
@@ -90,6 +91,7 @@ class Engine:
         """Start the workers (once); returns self. Safe to call close() after a failure."""
         if self.started:
             return self
+        ensure_standard_fds()   # before any backend opens a file or starts a worker
         try:
             self._start()
         except BaseException:

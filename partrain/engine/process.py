@@ -56,7 +56,7 @@ from .host import one_blas_thread
 from .messages import Failure, ReduceTask, Stop
 from .partition import param_ranges, sum_chunks
 from .shared_memory import SharedArray
-from .worker import Worker
+from .worker import Worker, pickled_model
 
 POLL_SECONDS = 0.2         # how often waits look at stop requests and worker health
 START_TIMEOUT = 120.0      # a worker not ready by then counts as a failed start
@@ -192,8 +192,6 @@ class ProcessEngine(Engine):
 
     # -- lifecycle --------------------------------------------------------------
     def _start(self):
-        import cloudpickle
-
         m = self.model
         P = m.num_params
         layout = {"params": ((P,), m.dtype), "grad": ((P,), m.dtype),
@@ -209,7 +207,7 @@ class ProcessEngine(Engine):
         a["params"][...] = m.flat
         m.bind(a["params"])   # from now on the optimizer updates the shared copy in place
         self.grad = a["grad"]
-        self.boot = dict(sys_path=list(sys.path), model=cloudpickle.dumps(m),
+        self.boot = dict(sys_path=list(sys.path), model=pickled_model(m),
                          arrays={k: s.spec for k, s in self.shared.items()})
         self.fds = [s.fd for s in self.shared.values()]
         # The coordinator only adds and updates; pin its BLAS too, so no idle BLAS

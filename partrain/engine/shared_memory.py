@@ -20,6 +20,25 @@ import numpy as np
 from ..errors import PartrainError
 
 
+def ensure_standard_fds():
+    """Open /dev/null onto any of file descriptors 0, 1, 2 that is closed.
+
+    A process started with one of them closed (``partrain train >&-``) would hand that
+    number to the next file it opens: a shared-memory file, whose bytes a ``print`` in a
+    user's layer would then overwrite (stdout), or which the workers' own stdin or
+    stderr would replace, so they could not map it. Called before anything is opened:
+    by the command line, ``partrain.fit``, each engine's start, and each worker."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)   # the lowest free number: fd or below
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+            os.set_inheritable(fd, True)   # as a standard descriptor is: workers get it
+
+
 class SharedArray:
     """A numpy array in an anonymous shared-memory file, inheritable by child processes.
 
@@ -27,6 +46,7 @@ class SharedArray:
     """
 
     def __init__(self, shape, dtype, what):
+        ensure_standard_fds()
         dtype = np.dtype(dtype)
         self.size = max(int(np.prod(shape, dtype=np.int64)) * dtype.itemsize, 1)
         import psutil   # here, not at the top: a worker process only attaches

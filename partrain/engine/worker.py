@@ -10,7 +10,7 @@ from functools import partial
 import numpy as np
 
 from ..data.augment import chunk_rng
-from ..errors import LayerError
+from ..errors import LayerError, UsageError
 from ..nn.randomness import training_stream
 from .host import peak_rss_bytes
 from .messages import EvaluateTask, Failure, GradientTask, ReduceTask, Reply
@@ -27,6 +27,10 @@ class Worker:
     """
 
     def __init__(self, model, arrays, between_chunks=None):
+        # The data is shared by every worker and step (and, serial, is the caller's own
+        # array): nothing here may write it, so it is held read-only.
+        arrays = {k: (read_only(v) if k.endswith((".X", ".y")) else v)
+                  for k, v in arrays.items()}
         self.model, self.a = model, arrays
         self.between_chunks = between_chunks or (lambda: None)
         model.bind(arrays["params"])
@@ -112,6 +116,10 @@ def compute_chunk(model, X, y, indices, grad_out, transform=None):
         Xc, yc = X[indices], y[indices]
     if transform is not None:
         Xc = transform(Xc)
+    # Read-only whichever way the chunk was made (a slice of the shared data, a gathered
+    # copy, an augmented copy), so a layer that writes into its input fails the same way
+    # on every batch instead of changing the training data for every later step.
+    Xc = read_only(Xc)
     # Overflow is not an error here: the trainer checks loss and gradient for NaN/inf
     # after every step and stops with one clear line.
     with np.errstate(all="ignore"):
@@ -122,7 +130,47 @@ def compute_chunk(model, X, y, indices, grad_out, transform=None):
 def evaluate_chunk(model, X, y, want_scores=False):
     """(loss sum, correct count, scores or None) of a forward pass on one chunk."""
     with np.errstate(all="ignore"):   # a diverged model evaluates to nan, not warnings
-        scores, _ = model.forward(X)
+        scores, _ = model.forward(read_only(X))
         loss_sum, _ = model.loss(scores, y)
         correct = int(np.count_nonzero(model.loss.predict_labels(scores) == y))
     return float(loss_sum), correct, (np.array(scores) if want_scores else None)
+
+
+def read_only(array):
+    """A view of ``array`` that cannot be written through (``array`` itself unchanged)."""
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
+def pickled_model(model):
+    """The model as cloudpickle bytes for the other processes; a layer holding what
+    cannot be pickled (a lock, an open file, a generator) is one line naming it."""
+    import cloudpickle
+
+    try:
+        return cloudpickle.dumps(model)
+    except Exception as exc:
+        raise UsageError(f"{unpicklable_part(model, exc)} cannot be sent to worker "
+                         "processes; train it in this process with the serial backend "
+                         '(`backend="serial"` or `workers=1`)') from None
+
+
+def unpicklable_part(model, exc):
+    """"layer NAME (Class) holds what pickle cannot copy (...)": the first part of
+    ``model`` that fails to pickle with ``exc``'s message."""
+    import cloudpickle
+
+    parts = [(f"layer {name} ({type(layer).__name__})", layer)
+             for name, layer in zip(getattr(model, "layer_names", ()),
+                                    getattr(model, "layers", ()))]
+    parts.append((f"the loss ({type(getattr(model, 'loss', None)).__name__})",
+                  getattr(model, "loss", None)))
+    what = f"the model ({type(model).__name__})"
+    for name, part in parts:
+        try:
+            cloudpickle.dumps(part)
+        except Exception as own:
+            what, exc = name, own
+            break
+    return f"{what} holds something pickle cannot copy ({type(exc).__name__}: {exc})"

@@ -17,13 +17,14 @@ from multiprocessing.connection import Connection
 
 from .host import keep_freed_memory, one_blas_thread
 from .messages import Stop
-from .shared_memory import SharedArray
+from .shared_memory import SharedArray, ensure_standard_fds
 from .worker import Worker
 
 
 def worker_main():
     """Entry point of a worker: ``python -c "...worker_main()" SOCKET_FD COORDINATOR_PID``."""
     sock_fd, coordinator = int(sys.argv[1]), int(sys.argv[2])
+    ensure_standard_fds()
     _die_with_parent(coordinator)
     keep_freed_memory()
     conn = Connection(sock_fd)

@@ -12,6 +12,7 @@ in a script or a notebook: the engine sends the model itself to its workers.
 
 from __future__ import annotations
 
+import builtins
 import copy
 import os
 import traceback
@@ -241,8 +242,14 @@ class Sequential:
         """A LayerError naming layer ``i`` and the line of its own code that raised
         ``exc`` (the caller chains ``exc`` as its cause). A plain try in the hot loop:
         it costs nothing until something raises."""
+        hint = ""
+        if isinstance(exc, ValueError) and "read-only" in str(exc):
+            # The engine hands layers the training data read-only: written in place, it
+            # would change the data of every later step and of a resumed run.
+            hint = ("; layers must not modify their input in place (compute a new array: "
+                    "x = x * 2, not x *= 2)")
         return LayerError(f"layer {self.layer_names[i]} ({type(self.layers[i]).__name__})."
-                          f"{method} raised {type(exc).__name__}: {exc}{_where(exc)}")
+                          f"{method} raised {type(exc).__name__}: {exc}{_where(exc)}{hint}")
 
     def _checked(self, i, grads):
         """The layer's parameter slots, once ``grads`` (what its backward returned) holds
@@ -294,6 +301,23 @@ class Sequential:
             rows.append((lname, describe(), None if x is None else x.shape[1:], n))
         return rows
 
+    def code_fingerprint(self):
+        """{class name: sha256 of its code} for every class of your own the model is made
+        of (the layers', the loss's, the model's and their base classes; partrain's own
+        are covered by its version): resuming after a layer's ``forward`` was edited
+        would otherwise go on from parameters trained by other code. The code is the
+        class's source, parsed (so comments and spacing do not count), or, where there
+        is no source (``python -c``), the bytecode of its methods."""
+        out = {}
+        for obj in [self, self.loss, *self.layers]:
+            for cls in type(obj).__mro__:
+                module = getattr(cls, "__module__", "") or ""
+                if getattr(builtins, cls.__name__, None) is cls or module == "partrain" \
+                        or module.startswith("partrain."):
+                    continue
+                out[cls.__qualname__] = _class_code_sha(cls)
+        return out
+
     def summary(self):
         shape = self.input_shape or "?"
         lines = [f"{self.name}: input {shape}, {self.num_params:,} parameters"]
@@ -311,3 +335,28 @@ def _where(exc):
     own = [f for f in frames if not f.filename.startswith(numpy_dir)]
     frame = (own or frames)[-1] if frames else None
     return f" ({frame.filename}:{frame.lineno})" if frame else ""
+
+
+def _class_code_sha(cls):
+    import ast
+    import hashlib
+    import inspect
+    import textwrap
+
+    try:
+        text = ast.dump(ast.parse(textwrap.dedent(inspect.getsource(cls))))
+    except (OSError, TypeError, SyntaxError):
+        text = repr(sorted((name, _code_of(value)) for name, value in vars(cls).items()
+                           if not name.startswith("__") or name == "__init__"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _code_of(value):
+    """What a class attribute contributes without source: a function's bytecode, its
+    constants (nested code included) and names; any other value's type."""
+    value = getattr(value, "__func__", value)   # staticmethod, classmethod
+    code = getattr(value, "__code__", value if hasattr(value, "co_code") else None)
+    if code is None:
+        return type(value).__qualname__
+    return (code.co_code.hex(), code.co_names,
+            tuple(_code_of(c) if hasattr(c, "co_code") else repr(c) for c in code.co_consts))

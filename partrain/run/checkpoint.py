@@ -26,7 +26,11 @@ def fingerprints_of(model, data, settings, optimizer):
                        [type(layer).__qualname__ for layer in model.layers], str(model.dtype)])
     result = json.dumps([settings.result_settings(), optimizer.hyperparameters()],
                         sort_keys=True)
-    return dict(settings=_sha(result), model=_sha(arch), data=data.fingerprint())
+    out = dict(settings=_sha(result), model=_sha(arch), data=data.fingerprint())
+    code = model.code_fingerprint() if hasattr(model, "code_fingerprint") else {}
+    if code:   # only for classes of your own: checkpoints of presets stay as they were
+        out["model_code"] = code
+    return out
 
 
 def _sha(text):
@@ -71,7 +75,8 @@ def load(path, *, model, optimizer, fingerprints, total_steps):
             if int(a.get("format", -1)) != CHECKPOINT_FORMAT:
                 raise PartrainError(f"checkpoint {path} has format {a.get('format')}, "
                                     f"this partrain reads format {CHECKPOINT_FORMAT}")
-            _check_fingerprints(_json_attr(a, "fingerprints", dict, path), fingerprints, path)
+            _check_fingerprints(_json_attr(a, "fingerprints", dict, path), fingerprints, path,
+                                model)
             history = _json_attr(a, "history", list, path)
             evals = _json_attr(a, "evals", list, path)
             best = _json_attr(a, "best", dict, path)
@@ -162,8 +167,22 @@ def _check_best(best, path, steps):
         raise PartrainError(f"checkpoint {path}: 'best' is malformed")
 
 
-def _check_fingerprints(saved, current, path):
-    differ = [k for k in current if saved.get(k) != current[k]]
+# Fingerprints added after checkpoints already existed: not checked against a
+# checkpoint written before them, so those still resume.
+LATER_FINGERPRINTS = ("model_code",)
+
+
+def _check_fingerprints(saved, current, path, model=None):
+    differ = [k for k in current if saved.get(k) != current[k]
+              and not (k in LATER_FINGERPRINTS and k not in saved)]
+    if differ == ["model_code"]:
+        old, new = saved["model_code"], current["model_code"]
+        old = old if isinstance(old, dict) else {}
+        changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+        raise UsageError(f"the code of model {getattr(model, 'name', '?')!r} changed since "
+                         f"checkpoint {path} was written (class {', '.join(changed)}); "
+                         "resuming would go on with other code than trained it: start a "
+                         "new run (another `out`) instead")
     if differ:
         raise UsageError(f"checkpoint {path} belongs to a run with different "
                          f"{' and '.join(differ)}; start a new run (another `out`) instead")

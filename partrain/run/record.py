@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 
 from ..machine import machine_info
+from .architecture import describe
 
 
 def config_record(trainer, fingerprints, extra=None):
@@ -19,7 +20,9 @@ def config_record(trainer, fingerprints, extra=None):
         settings=s.as_dict(), optimizer=trainer.optimizer.hyperparameters(),
         model=dict(name=m.name, num_params=m.num_params, input_shape=m.input_shape,
                    num_classes=m.num_classes, dtype=str(m.dtype),
-                   layers=m.summary().splitlines()),
+                   layers=m.summary().splitlines(),
+                   # None for a model with classes of its own: only model.pkl has it
+                   architecture=describe(m)),
         data=dict(name=d.name, class_names=d.class_names, num_classes=d.num_classes,
                   **{f"n_{k}": len(v[0]) for k, v in d.splits().items()}),
         derived=dict(total_steps=trainer.total_steps,

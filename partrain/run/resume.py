@@ -10,11 +10,13 @@ Python records objects only, and its caller must hand them over again
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import NamedTuple
 
 from ..data import open_data
 from ..errors import PartrainError, UsageError
 from ..names import make_model
+from ..presets import PRESETS
 from ..nn.optim import OPTIMIZERS
 from ..train.settings import TrainSettings
 from .rundir import RunDir
@@ -51,6 +53,37 @@ def read_spec(run: RunDir, record, from_python_hint):
     return spec
 
 
+def check_named_model(run, spec, given):
+    """Refuse to import the model's code unless the caller named it.
+
+    config.json is only text in a folder that may come from anyone; importing the file
+    or module it names would run their code. Naming the same ``model`` again is the
+    consent the run was started with, needs no new option, and runs nothing the caller
+    did not type: the simplest rule that keeps resume from running a stranger's code.
+    A preset is partrain's own code and needs nothing."""
+    recorded = spec["model"]
+    if recorded in PRESETS:
+        if given is not None and given != recorded:
+            raise UsageError(f"`resume` continues {run} with its own model {recorded}; "
+                             f"drop `model` {given}")
+        return
+    where, func = recorded.rsplit(":", 1) if ":" in recorded else (recorded, "")
+    named = f"{spec['model_file']}:{func}" if spec.get("model_file") else recorded
+    if given is None:
+        raise UsageError(f"{run} was trained with a model from {named}; resuming it runs "
+                         "that code again, so name it yourself: add `model` "
+                         f"{named} (only if you trust that code)")
+    g_where, g_func = given.rsplit(":", 1) if ":" in given else (given, "")
+    if spec.get("model_file"):
+        same = g_where.endswith(".py") and g_func == func and \
+            str(Path(g_where).resolve()) == spec["model_file"]
+    else:
+        same = given == recorded
+    if not same:
+        raise UsageError(f"`resume` continues {run} with its own model {named}; "
+                         f"`model` {given} is another one")
+
+
 def open_spec_data(spec, dtype=None):
     """The data a spec names, split as the run split it."""
     return open_data(dataset=spec.get("dataset"), data_file=spec.get("data"),
@@ -58,11 +91,17 @@ def open_spec_data(spec, dtype=None):
                      validation_split=spec.get("val_split") or 0.0, seed=spec.get("seed", 0))
 
 
-def rebuild(run: RunDir) -> Rebuilt:
+def rebuild(run: RunDir, model=None) -> Rebuilt:
     """Everything needed to continue the run in ``run``, as config.json records it
-    (``settings.steps`` is the recorded total; ``settings.out`` is the run)."""
+    (``settings.steps`` is the recorded total; ``settings.out`` is the run).
+
+    model: the ``model`` the caller named again (None: not named). A preset is rebuilt
+    from partrain's own code; a model from a file or module is code that config.json
+    only names, so it is imported again only when the caller names that same model
+    (see :func:`check_named_model`)."""
     record = run.read_config()
     spec = read_spec(run, record, "resume it with `partrain.fit(..., out=..., resume=True)`")
+    check_named_model(run, spec, model)
     try:
         recorded = dict(record["settings"])
         opt_record = dict(record["optimizer"])

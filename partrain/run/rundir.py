@@ -2,7 +2,10 @@
 
     config.json    every resolved setting, the model's layers, the data, fingerprints,
                    package versions and the machine
-    model.pkl      the model's architecture (cloudpickle), so load_run needs no code
+    model.pkl      the model pickled (cloudpickle), for models with classes of your own;
+                   unpickling runs code, so it is read only with `allow_pickle`
+                   (a model of partrain's own layers is rebuilt from config.json's
+                   model.architecture instead: see architecture.py)
     history.csv    one row per step; evaluations on their steps
     model.h5       final parameters, one dataset per name; best-by-validation
                    parameters in the group "best"
@@ -133,15 +136,72 @@ class RunDir:
         return record
 
     def write_model_architecture(self, model):
+        """model.pkl; a model that cannot be pickled (a layer holding a lock, an open
+        file...) trains on the serial backend all the same, but has no model.pkl:
+        say so, and go on."""
         import cloudpickle
 
-        data = cloudpickle.dumps(model)
+        try:
+            data = cloudpickle.dumps(model)
+        except Exception as exc:
+            from .. import log
+            from ..engine.worker import unpicklable_part
+
+            log.warn(f"{MODEL_PKL} not written: {unpicklable_part(model, exc)}")
+            return
         with files.atomic_path(self.file(MODEL_PKL)) as tmp:
             Path(tmp).write_bytes(data)
 
+    def read_model(self, allow_pickle=False):
+        """The run's model, its parameters still to be read (:meth:`read_params`).
+
+        A model of partrain's own layers is rebuilt from config.json (no code from the
+        run directory runs); so is a preset named by an older run's command line. Any
+        other model is only in model.pkl, and unpickling runs whatever code it names:
+        that needs ``allow_pickle``, as numpy's ``np.load`` does."""
+        record = self.read_config()
+        arch = record["model"].get("architecture")
+        if arch is not None:
+            if not isinstance(arch, dict):
+                raise PartrainError(f"{self.file(CONFIG)} is corrupt (model.architecture "
+                                    "is not an object)")
+            from .architecture import build
+
+            return build(arch, self.file(CONFIG))
+        preset = self._preset_of_older_run(record)
+        if preset is not None:
+            return preset
+        if not allow_pickle:
+            raise UsageError(
+                f"the model of {self.path} has classes of its own (not only partrain's "
+                f"layers), so it can only be rebuilt by unpickling {self.file(MODEL_PKL)}, "
+                "which runs any code that file holds; pass `allow_pickle=True` only if "
+                "you trust where this run directory came from")
+        return self.read_model_architecture()
+
+    def _preset_of_older_run(self, record):
+        """A preset model, for a run directory written before config.json recorded the
+        architecture: its command line named the preset, config.json the shapes."""
+        spec, m = record.get("spec"), record["model"]
+        if not isinstance(spec, dict) or spec.get("model_file") \
+                or not isinstance(spec.get("model"), str):
+            return None
+        from ..presets import PRESETS, build_model
+
+        if spec["model"] not in PRESETS:
+            return None
+        try:
+            return build_model(spec["model"], seed=spec.get("seed", 0),
+                               dtype=m.get("dtype", "float32"),
+                               input_shape=tuple(m["input_shape"]),
+                               num_classes=m["num_classes"])
+        except (KeyError, TypeError, ValueError, UsageError) as exc:
+            raise PartrainError(f"{self.file(CONFIG)} is corrupt (model: {exc})") from None
+
     def read_model_architecture(self):
         """The model as pickled at the start of the run (load_run then sets its
-        parameters from model.h5). Unpickling runs code: only load runs you trust."""
+        parameters from model.h5). Unpickling runs code: only for runs you trust
+        (:meth:`read_model` asks for ``allow_pickle`` first)."""
         import cloudpickle   # noqa: F401  (models pickled by value need it)
 
         path = self.file(MODEL_PKL)
