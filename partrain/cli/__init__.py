@@ -6,7 +6,7 @@ tracebacks are for bugs only. Messages from the package name settings in their P
 spelling in backticks; :func:`partrain.cli.parser.flag_spelling` turns those into flags.
 
 Modules: ``parser`` (every command and flag), ``train`` (``partrain train``),
-``sweep`` (``partrain sweep``), ``commands`` (the others).
+``sweep`` (``partrain sweep``), ``verify`` (``partrain verify``), ``commands`` (the others).
 """
 
 from __future__ import annotations
@@ -84,8 +84,10 @@ def _run_command(argv):
         from .parser import build_parser
         from .sweep import cmd_sweep
         from .train import cmd_train
+        from .verify import cmd_verify
 
-        commands = dict(train=cmd_train, sweep=cmd_sweep, eval=cmd_eval, predict=cmd_predict,
+        commands = dict(train=cmd_train, sweep=cmd_sweep, verify=cmd_verify, eval=cmd_eval,
+                        predict=cmd_predict,
                         models=cmd_models, datasets=cmd_datasets, info=cmd_info,
                         scale=cmd_scale)
         parser = build_parser()

@@ -213,6 +213,20 @@ def build_parser():
                       help="runs at a time (default: one per core, fewer when there are "
                       "fewer candidates); --workers sets each run's workers")
 
+    v = sub.add_parser("verify", help="check that a model keeps the bits on every engine",
+                       description="Check that a model (a preset, or your own with --model "
+                       "FILE.py:FUNCTION) keeps partrain's promise: every layer is called "
+                       "twice on the same input and random stream, then a few steps "
+                       f"(--steps, default 4) are trained serially, on 2 and N worker "
+                       "processes (--workers N, default the physical cores, at least 3) and "
+                       "on 2 MPI ranks where MPI is installed, and every parameter is "
+                       "compared byte for byte after every step. Exit status 1 names the "
+                       "first array that differs and, for a layer that does not repeat "
+                       "itself, why.", epilog="examples:\n  partrain verify --model "
+                       "mynet.py:build --data mine.npz\n  partrain verify --model lenet5",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_training_flags(v)
+
     e = sub.add_parser("eval", help="evaluate a finished run's model.h5, on its data or yours",
                        epilog="examples:\n  partrain eval runs/lenet5-digits32-20261130-180333"
                        "\n  partrain eval runs/mine --data new.npz --split test",
@@ -269,6 +283,36 @@ def build_parser():
     sc.add_argument("--overwrite", action="store_true",
                     help="replace files of the same name in --out")
     return p
+
+
+def train_parser():
+    """The ``train`` command's own parser (a sweep's and verify's candidates are
+    ``train`` runs)."""
+    sub = next(a for a in build_parser()._actions
+               if isinstance(a, argparse._SubParsersAction))
+    return sub.choices["train"]
+
+
+def flag_options(actions):
+    """{dest: (option string, kind)} of a parser's optional actions; kind "on" for a
+    switch that sets True, "off" for one that sets False, else "value"."""
+    kinds = {argparse._StoreTrueAction: "on", argparse._StoreFalseAction: "off"}
+    return {dest: (a.option_strings[-1], kinds.get(type(a), "value"))
+            for dest, a in actions.items() if a.option_strings}
+
+
+def as_flags(options, settings):
+    """{dest: value} -> the argv that sets them (``options`` from :func:`flag_options`)."""
+    argv = []
+    for dest, value in settings.items():
+        option, kind = options[dest]
+        if kind == "on":
+            argv += [option] if value else []
+        elif kind == "off":
+            argv += [option] if value is False else []
+        else:
+            argv += [option, str(value)]
+    return argv
 
 
 def list_of(read):

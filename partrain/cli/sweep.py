@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .. import log
 from ..errors import UsageError
+from .parser import as_flags, flag_options, train_parser
 
 # Flags that belong to the sweep as a whole, not to a candidate's run.
 SWEEP_ONLY = ("grid", "variant", "seeds", "jobs", "out", "overwrite", "workers", "seed",
@@ -18,9 +19,9 @@ SWEEP_ONLY = ("grid", "variant", "seeds", "jobs", "out", "overwrite", "workers",
 
 def cmd_sweep(args):
     from ..sweeps import expand, run_sweep
-    from .parser import DEFAULT_MODEL, build_parser
+    from .parser import DEFAULT_MODEL
 
-    train = _train_parser(build_parser())
+    train = train_parser()
     actions = {a.dest: a for a in train._actions if a.option_strings}
     base = {k: v for k, v in vars(args).items()
             if k in actions and k not in SWEEP_ONLY and v is not None}
@@ -34,7 +35,8 @@ def cmd_sweep(args):
                  "best candidate (--val-split)")
     out = args.out or _default_folder(base.get("model") or DEFAULT_MODEL)
     for c in candidates:   # every candidate's flags parse before anything runs
-        _parse(train, ["--out", "x", *to_flags({**base, **dict(c.settings)}, actions)])
+        _parse(train, ["--out", "x", *as_flags(flag_options(actions),
+                                               {**base, **dict(c.settings)})])
     job = CommandLineJob(base, actions)
     t0 = time.perf_counter()
     result = run_sweep(candidates, job, out, jobs=args.jobs,
@@ -57,8 +59,7 @@ class CommandLineJob:
 
     def __init__(self, base, actions):
         self.base = base
-        self.options = {dest: (a.option_strings[-1] if a.option_strings else None,
-                               type(a).__name__) for dest, a in actions.items()}
+        self.options = flag_options(actions)
 
     def __call__(self, candidate, run_dir, resume, workers):
         from . import _main
@@ -69,35 +70,11 @@ class CommandLineJob:
             if model and ":" in model:   # resume imports a model file only when named again
                 argv += ["--model", model]
         else:
-            flags = _flags(self.options, {**self.base, **dict(candidate.settings)})
+            flags = as_flags(self.options, {**self.base, **dict(candidate.settings)})
             argv = ["train", *flags, "--seed", str(candidate.seed), "--out", run_dir]
             if Path(run_dir).is_dir():   # begun, stopped before its first checkpoint
                 argv.append("--overwrite")
         return _main([*argv, "--workers", str(workers), "--no-progress"])
-
-
-def to_flags(settings, actions):
-    """{dest: value} -> the flags that set them, as argv."""
-    return _flags({d: (a.option_strings[-1], type(a).__name__) for d, a in actions.items()},
-                  settings)
-
-
-def _flags(options, settings):
-    argv = []
-    for dest, value in settings.items():
-        option, kind = options[dest]
-        if kind == "_StoreTrueAction":
-            argv += [option] if value else []
-        elif kind == "_StoreFalseAction":
-            argv += [option] if value is False else []
-        else:
-            argv += [option, str(value)]
-    return argv
-
-
-def _train_parser(parser):
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return sub.choices["train"]
 
 
 def _parse(train, argv):
@@ -116,7 +93,7 @@ def _grid_entry(text, train, actions):
     if not eq or not values or dest is None or dest in SWEEP_ONLY + ("resume",):
         raise UsageError(f"--grid {text!r}: expected NAME=V1,V2,... where NAME is a training "
                          "flag such as lr or batch-size")
-    if type(actions[dest]).__name__ in ("_StoreTrueAction", "_StoreFalseAction"):
+    if flag_options(actions)[dest][1] != "value":
         raise UsageError(f"--grid {text!r}: {option} is a switch; use two --variant instead")
     parsed = [getattr(_parse(train, [actions[dest].option_strings[-1], v.strip()]), dest)
               for v in values.split(",")]
@@ -137,10 +114,9 @@ def _variant(text, train, actions):
 
 
 def _default_folder(model):
-    from .train import new_run_directory
+    from .train import label_of, new_run_directory
 
-    stem = Path(model.split(":")[0]).stem
-    return new_run_directory(f"sweeps/{stem}-{time.strftime('%Y%m%d-%H%M%S')}")
+    return new_run_directory(f"sweeps/{label_of(model)}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
 def _argv_of(args):

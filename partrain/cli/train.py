@@ -17,40 +17,57 @@ CURRENT_RUN = {}
 
 
 def cmd_train(args):
+    from ..run.training import TrainingRun
+
+    if args.resume:
+        return run_training(*resumed_run(args))
+    model, data, optimizer, settings, spec_record = resolve(args)
+    name = f"{label_of(spec_record['model'])}-{data_label(data)}"
+    settings.progress = args.progress is not False and sys.stderr.isatty()
+    settings.out = args.out or new_run_directory(f"runs/{name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    return run_training(TrainingRun(model, data, optimizer, settings,
+                                    record=dict(spec=spec_record)), spec_record)
+
+
+def resolve(args, data=None):
+    """The flags' (model, data, optimizer, settings, spec record) as ``partrain train``
+    builds them; the spec record says how the flags named the model and data. ``data``:
+    reuse data opened before from the same flags (the model and optimizer are new)."""
     from ..data import open_data
     from .parser import DEFAULT_DATASET, DEFAULT_MODEL
     from ..names import make_model
     from ..presets import PRESETS
-    from ..run.training import TrainingRun
     from ..train.settings import OptimizerSettings, TrainSettings
 
-    if args.resume:
-        return run_training(*resumed_run(args))
     spec = args.model or DEFAULT_MODEL
     dataset = args.dataset
     if dataset is None and args.data is None:
         dataset = PRESETS[spec].dataset if spec in PRESETS and args.model else DEFAULT_DATASET
     dtype, seed = args.dtype or "float32", args.seed or 0
-    data = open_data(dataset=dataset, data_file=args.data, data_dir=args.data_dir, dtype=dtype,
-                     validation_split=args.val_split or 0.0, seed=seed)
+    if data is None:
+        data = open_data(dataset=dataset, data_file=args.data, data_dir=args.data_dir,
+                         dtype=dtype, validation_split=args.val_split or 0.0, seed=seed)
     model = make_model(spec, input_shape=data.input_shape, num_classes=data.num_classes,
                        seed=seed, dtype=dtype)
     chosen = seed_settings(args, PRESETS[spec].train if spec in PRESETS else {})
     optimizer = OptimizerSettings(**{f.name: chosen[f.name] for f in
                                      dataclasses.fields(OptimizerSettings)}).build()
-    name = f"{spec if spec in PRESETS else Path(spec.split(':')[0]).stem}-{data_label(data)}"
     settings = TrainSettings(**{f.name: chosen[f.name] for f in dataclasses.fields(TrainSettings)
                                 if f.name in chosen})
-    settings.progress = args.progress is not False and sys.stderr.isatty()
-    settings.out = args.out or new_run_directory(f"runs/{name}-{time.strftime('%Y%m%d-%H%M%S')}")
     spec_record = dict(model=spec, dataset=None if args.data else dataset,
                        data=str(Path(args.data).resolve()) if args.data else None,
                        data_dir=str(Path(args.data_dir).resolve()) if args.data_dir else None,
                        val_split=args.val_split or 0.0, dtype=dtype, seed=seed,
                        model_file=str(Path(spec.split(":")[0]).resolve())
                        if spec.split(":")[0].endswith(".py") else None)
-    return run_training(TrainingRun(model, data, optimizer, settings,
-                                    record=dict(spec=spec_record)), spec_record)
+    return model, data, optimizer, settings, spec_record
+
+
+def label_of(spec):
+    """"lenet5" for a preset, "net" for net.py:build or pkg.net:build."""
+    from ..presets import PRESETS
+
+    return spec if spec in PRESETS else Path(spec.split(":")[0]).stem
 
 
 def seed_settings(args, preset):
