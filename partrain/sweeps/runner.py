@@ -92,26 +92,24 @@ def _check_plan(out, candidates, overwrite, record):
                                  seed=c.seed) for c in candidates], record=record or {})
     path = out / PLAN
     if path.is_file():
-        try:
-            old = json.loads(path.read_text())
-        except (OSError, ValueError):
-            old = None
+        old = _read_json(path)
         if old is None or old.get("candidates") != plan["candidates"]:
             if not overwrite:
                 raise UsageError(f"{out} holds another sweep (its {PLAN} lists other "
                                  "candidates); pass `overwrite=True` to replace it or "
                                  "choose another `out`")
-        if overwrite:
-            import shutil
-
-            for c in (old or {}).get("candidates", []):
-                shutil.rmtree(out / c["name"], ignore_errors=True)
-            for name in (STATES, "summary.csv", "summary.md", "curves.png"):
-                (out / name).unlink(missing_ok=True)
     elif out.is_dir() and any(p.name not in (".partrain-lock",) for p in out.iterdir()) \
             and not overwrite:
         raise UsageError(f"output directory {out} already exists and holds no sweep; pass "
                          "`overwrite=True` to use it anyway or choose another `out`")
+    if overwrite:   # every candidate, old or new, starts again
+        import shutil
+
+        old = _read_json(path) or {}
+        for name in {c["name"] for c in old.get("candidates", []) + plan["candidates"]}:
+            shutil.rmtree(out / name, ignore_errors=True)
+        for name in (STATES, "summary.csv", "summary.md", "curves.png"):
+            (out / name).unlink(missing_ok=True)
     _write_json(path, plan)
 
 

@@ -3,7 +3,8 @@
     python scripts/experiments/reproduce.py all            # or: 000 001 003 004 lenet5
     python scripts/experiments/reproduce.py 004 --seeds 3 --data-dir ../shared/data
 
-For each system, on all cores (``--workers auto``), over several random seeds:
+For each system, over several random seeds, as ``partrain sweep`` runs them: independent
+runs in parallel, one per core (``partrain.sweeps``):
 
 * **seed's algorithm**: the seed as written, quirks included (the ``*-seed`` presets:
   seed 000's backward, seed 004's ordered batches and momentum reset, seed 003's
@@ -16,9 +17,11 @@ For each system, on all cores (``--workers auto``), over several random seeds:
   whole training set with five seeds, and its test accuracy read at the last step.
   The test split never chooses anything.
 
-Each run is a ``partrain train`` command; its config.json and metrics.json are kept
-under results/<experiment>/runs/, with history.csv and curves.png for seed 0.
-results/README.md is regenerated from those files.
+Each run is a ``partrain train`` run in a sweep folder: results/<experiment>/runs/ (the
+seed's algorithm and settings, and the tuning candidates) and results/<experiment>/tuned/
+(the chosen candidate); their config.json and metrics.json are kept, with history.csv and
+curves.png for seed 0. A stopped reproduce goes on where it stopped when run again
+(``--fresh`` runs everything again). results/README.md is regenerated from those files.
 """
 
 from __future__ import annotations
@@ -115,22 +118,37 @@ EXPERIMENTS = {
 VAL_SPLIT = "0.2"
 
 
-def run(out, flags, seed, data_dir, log):
-    """One `partrain train` run into ``out``; returns (metrics, config, seconds)."""
-    if out.exists():
-        shutil.rmtree(out)
-    cmd = [sys.executable, "-m", "partrain.cli", "train", *flags, "--seed", str(seed),
-           "--no-progress", "--out", str(out)]
-    cmd = [c.replace("{data}", str(data_dir)) for c in cmd]
-    t0 = time.perf_counter()
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    seconds = time.perf_counter() - t0
-    if r.returncode != 0 and not (out / "metrics.json").exists():
-        raise SystemExit(f"reproduce: {' '.join(cmd)} failed: {r.stderr.strip()}")
-    log(f"    {out.relative_to(ROOT)}: {seconds:.1f} s"
-        + (f" (exit {r.returncode}: {r.stderr.strip().splitlines()[-1]})" if r.returncode else ""))
-    return (json.loads((out / "metrics.json").read_text()),
-            json.loads((out / "config.json").read_text()), seconds)
+def plan(name, flags, seeds, data_dir, val=False):
+    """Sweep candidates for ``flags`` (a `partrain train` flag list) over ``seeds``:
+    run directories ``<name>-seed<N>``."""
+    from partrain.cli.parser import train_parser
+    from partrain.sweeps import Candidate
+
+    flags = [f.replace("{data}", str(data_dir)) for f in flags]
+    flags += ["--val-split", VAL_SPLIT] if val else []
+    given = {k: v for k, v in vars(train_parser().parse_args(flags)).items() if v is not None}
+    return [Candidate(f"{name}-seed{seed}", tuple(given.items()), seed) for seed in seeds]
+
+
+def sweep(folder, candidates, fresh, jobs):
+    """Run ``candidates`` as one partrain sweep in ``folder`` (every core busy; a
+    stopped reproduce goes on where it stopped); returns {name: metrics}."""
+    from partrain.cli.parser import train_parser
+    from partrain.cli.sweep import CommandLineJob
+    from partrain.sweeps import run_sweep
+
+    actions = {a.dest: a for a in train_parser()._actions if a.option_strings}
+    run_sweep(candidates, CommandLineJob({}, actions), str(folder), jobs=jobs,
+              overwrite=fresh)
+    metrics = {}
+    for c in candidates:
+        out = folder / c.name
+        try:
+            metrics[c.name] = json.loads((out / "metrics.json").read_text())
+        except OSError:
+            states = json.loads((folder / "states.json").read_text())
+            raise SystemExit(f"reproduce: {out} failed: {states.get(c.name)}") from None
+    return metrics
 
 
 def slim(out, keep_history):
@@ -142,19 +160,16 @@ def slim(out, keep_history):
             (out / name).unlink(missing_ok=True)
 
 
-def variant(exp_dir, name, flags, seeds, data_dir, log, val=False):
-    rows = []
+def rows(folder, name, flags, seeds, metrics):
+    out = []
     for seed in seeds:
-        out = exp_dir / "runs" / f"{name}-seed{seed}"
-        extra = ["--val-split", VAL_SPLIT] if val else []
-        metrics, config, seconds = run(out, flags + extra, seed, data_dir, log)
-        rows.append(dict(seed=seed, seconds=seconds, workers=metrics["workers"],
-                         train_acc=metrics.get("train_acc"), test_acc=metrics.get("test_acc"),
-                         val_acc=metrics.get("val_acc"), best_val_acc=metrics.get("best_val_acc"),
-                         completed=metrics["completed"], stopped_by=metrics["stopped_by"],
-                         first_eval_test_acc=_first_eval(out)))
-        slim(out, keep_history=seed == seeds[0])
-    return dict(flags=flags, runs=rows)
+        m = metrics[f"{name}-seed{seed}"]
+        out.append(dict(seed=seed, seconds=m["total_seconds"], workers=m["workers"],
+                        train_acc=m.get("train_acc"), test_acc=m.get("test_acc"),
+                        val_acc=m.get("val_acc"), best_val_acc=m.get("best_val_acc"),
+                        completed=m["completed"], stopped_by=m["stopped_by"],
+                        first_eval_test_acc=_first_eval(folder / f"{name}-seed{seed}")))
+    return dict(flags=flags, runs=out)
 
 
 def _first_eval(out):
@@ -174,7 +189,8 @@ def _mean(values):
     return statistics.mean(values) if values else None
 
 
-def reproduce(key, seeds, tuned_seeds, candidate_seeds, data_dir, log):
+def reproduce(key, seeds, tuned_seeds, candidate_seeds, data_dir, log, fresh=False,
+              jobs="auto"):
     exp = EXPERIMENTS[key]
     exp_dir = ROOT / "results" / f"seed-{key}"
     log(f"{key}: {exp['title']}")
@@ -182,15 +198,26 @@ def reproduce(key, seeds, tuned_seeds, candidate_seeds, data_dir, log):
                   target_value=exp["target"][1], target_metric=exp.get("target_metric", "test_acc"),
                   no_seed_algorithm=exp.get("no_seed_algorithm"),
                   show_first_eval=exp.get("show_first_eval", False))
+    # First sweep: the seed's algorithm and settings, and every tuning candidate.
+    variants = ([("seed-algorithm", exp["data"] + exp["seed_algorithm"], seeds, False)]
+                if exp["seed_algorithm"] else [])
+    variants += [("seed-settings", exp["data"] + exp["seed_settings"], seeds, False)]
+    variants += [(f"candidate{i}", exp["data"] + flags, candidate_seeds, True)
+                 for i, flags in enumerate(exp["tuned"])]
+    runs, tuned_dir = exp_dir / "runs", exp_dir / "tuned"
+    if fresh:
+        for folder in (runs, tuned_dir):
+            shutil.rmtree(folder, ignore_errors=True)
+    metrics = sweep(runs, [c for name, flags, s, val in variants
+                           for c in plan(name, flags, s, data_dir, val)], fresh, jobs)
     if exp["seed_algorithm"]:
-        result["seed_algorithm"] = variant(exp_dir, "seed-algorithm",
-                                           exp["data"] + exp["seed_algorithm"], seeds, data_dir, log)
-    result["seed_settings"] = variant(exp_dir, "seed-settings", exp["data"] + exp["seed_settings"],
-                                      seeds, data_dir, log)
+        result["seed_algorithm"] = rows(runs, "seed-algorithm",
+                                        exp["data"] + exp["seed_algorithm"], seeds, metrics)
+    result["seed_settings"] = rows(runs, "seed-settings", exp["data"] + exp["seed_settings"],
+                                   seeds, metrics)
     candidates = []
     for i, flags in enumerate(exp["tuned"]):
-        v = variant(exp_dir, f"candidate{i}", exp["data"] + flags, candidate_seeds, data_dir,
-                    log, val=True)
+        v = rows(runs, f"candidate{i}", exp["data"] + flags, candidate_seeds, metrics)
         candidates.append(dict(flags=flags, seeds=candidate_seeds,
                                val_acc=_mean([r["val_acc"] for r in v["runs"]]),
                                train_acc=_mean([r["train_acc"] for r in v["runs"]])))
@@ -198,25 +225,20 @@ def reproduce(key, seeds, tuned_seeds, candidate_seeds, data_dir, log):
     # The best mean over the candidate seeds; on a tie, the candidate listed first.
     best = max(range(len(candidates)), key=lambda i: ((candidates[i][metric] or 0), -i))
     result["candidates"] = candidates
-    # The winner retrained on the whole training set: the validation images were only
-    # needed to choose, and with 209 (or 8000) images every fifth one counts.
-    result["tuned"] = variant(exp_dir, "tuned", exp["data"] + exp["tuned"][best], tuned_seeds,
-                              data_dir, log)
+    # Second sweep: the winner retrained on the whole training set; the validation
+    # images were only needed to choose, and with 209 (or 8000) images every fifth counts.
+    flags = exp["data"] + exp["tuned"][best]
+    tuned = sweep(tuned_dir, plan("tuned", flags, tuned_seeds, data_dir), fresh, jobs)
+    result["tuned"] = rows(tuned_dir, "tuned", flags, tuned_seeds, tuned)
     result["tuned"]["chosen_on"] = (f"best mean {metric} at the last step of the candidates "
                                     f"over seeds {candidate_seeds}, {VAL_SPLIT} of the "
                                     "training set held out")
     (exp_dir / "summary.json").write_text(json.dumps(result, indent=2) + "\n")
+    for folder in (runs, tuned_dir):
+        for out in folder.iterdir():
+            if out.is_dir():
+                slim(out, keep_history=out.name.endswith("-seed0"))
     return result
-
-
-def rerun_variant(key, which, seeds, data_dir, log):
-    exp = EXPERIMENTS[key]
-    exp_dir = ROOT / "results" / f"seed-{key}"
-    summary = json.loads((exp_dir / "summary.json").read_text())
-    if exp[which]:
-        name = which.replace("_", "-")
-        summary[which] = variant(exp_dir, name, exp["data"] + exp[which], seeds, data_dir, log)
-    (exp_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 
 
 def mean_spread(values):
@@ -232,7 +254,7 @@ def _fmt(value):
     return "-" if value is None else f"{value:.3f}"
 
 
-def write_readme(data_dir_text):
+def write_readme(data_dir_text, elapsed=None):
     summaries = {k: json.loads((ROOT / "results" / f"seed-{k}" / "summary.json").read_text())
                  for k in EXPERIMENTS if (ROOT / "results" / f"seed-{k}" / "summary.json").exists()}
     lines = ["# What each seed system learns", "",
@@ -241,7 +263,11 @@ def write_readme(data_dir_text):
              "read from the files under `results/seed-*/` that the script wrote; accuracies are "
              "means ± "
              "standard deviation over random seeds (the `--seed` of each run), time is "
-             "the median wall time of one run, end to end, on this 2-core machine.", "",
+             "the median training time of one run (its metrics.json `total_seconds`) on "
+             "this 2-core machine, with its worker count in brackets: the runs of an "
+             "experiment are sweeps, one run per core side by side." + (
+                 f" The last full regeneration took {elapsed / 60:.0f} minutes "
+                 "(`reproduce.py all --fresh`)." if elapsed else ""), "",
              "Test accuracy is read at the last step of every run. *Tuned* settings were "
              "chosen among a few candidates by their validation accuracy at the last step "
              "(20% of the training set held out, two seeds), then retrained on the whole "
@@ -307,8 +333,9 @@ def write_readme(data_dir_text):
             mark = "**" if c["flags"] == chosen else ""
             lines.append(f"| {key} | {mark}`{flags}`{mark} | {_fmt(c.get('val_acc'))} | "
                          f"{_fmt(c.get('train_acc'))} |")
-    lines += ["", "Curves (seed 0): `results/seed-*/runs/*-seed0/curves.png`; every run's "
-              "config.json and metrics.json: `results/seed-*/runs/`.", ""]
+    lines += ["", "Curves (seed 0): `results/seed-*/{runs,tuned}/*-seed0/curves.png`; every "
+              "run's config.json and metrics.json: `results/seed-*/{runs,tuned}/`; each "
+              "folder's summary.md is its sweep's table.", ""]
     (ROOT / "results" / "README.md").write_text("\n".join(lines))
 
 
@@ -322,8 +349,11 @@ def main():
     p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
     p.add_argument("--readme-only", action="store_true",
                    help="only rewrite results/README.md from the summaries already there")
-    p.add_argument("--only", choices=["seed_algorithm", "seed_settings"],
-                   help="rerun one variant of existing experiments and update their rows")
+    p.add_argument("--fresh", action="store_true",
+                   help="run everything again (default: a stopped reproduce goes on, keeping "
+                   "every finished run)")
+    p.add_argument("--jobs", default="auto", type=lambda t: t if t == "auto" else int(t),
+                   help="runs at a time (default: one per core)")
     args = p.parse_args()
     keys = list(EXPERIMENTS) if "all" in args.which else args.which
     unknown = [k for k in keys if k not in EXPERIMENTS]
@@ -332,13 +362,18 @@ def main():
     log = lambda msg: print(msg, file=sys.stderr, flush=True)   # noqa: E731
     t0 = time.perf_counter()
     for key in ([] if args.readme_only else keys):
-        if args.only:
-            rerun_variant(key, args.only, list(range(args.seeds)), Path(args.data_dir), log)
-            continue
         reproduce(key, list(range(args.seeds)), list(range(args.tuned_seeds)),
-                  list(range(args.candidate_seeds)), Path(args.data_dir), log)
+                  list(range(args.candidate_seeds)), Path(args.data_dir), log,
+                  fresh=args.fresh, jobs=args.jobs)
+    full = "all" in args.which and args.fresh and not args.readme_only
+    previous = json.loads((ROOT / "results" / "reproduce.json").read_text()) if (
+        ROOT / "results" / "reproduce.json").exists() else {}
+    if full:
+        previous = dict(seconds=time.perf_counter() - t0, command=" ".join(sys.argv))
+        (ROOT / "results" / "reproduce.json").write_text(json.dumps(previous, indent=2) + "\n")
     write_readme("../shared/data" if Path(args.data_dir).resolve() ==
-                 (ROOT.parent / "shared" / "data").resolve() else args.data_dir)
+                 (ROOT.parent / "shared" / "data").resolve() else args.data_dir,
+                 previous.get("seconds"))
     log(f"reproduce: done in {time.perf_counter() - t0:.0f} s; see results/README.md")
 
 
