@@ -45,6 +45,16 @@ def choose(rows):
     return rows[-max(scored)[1]] if scored else None
 
 
+def by_settings(rows):
+    """[(settings label, mean best validation accuracy over its finished seeds, seeds)],
+    in candidate order: what a setting is worth, seed luck averaged out."""
+    groups = {}
+    for r in rows:
+        if r["status"] == "done" and r["best_val_acc"] is not None:
+            groups.setdefault(r["settings"], []).append(r["best_val_acc"])
+    return [(label, sum(v) / len(v), len(v)) for label, v in groups.items()]
+
+
 def write_summary(out, candidates, states):
     """Write summary.csv, summary.md and curves.png into ``out``; return (rows, best)."""
     rows = [candidate_row(out, c, states.get(c.name)) for c in candidates]
@@ -76,6 +86,14 @@ def markdown(rows, best):
                   f"{best['best_step']}" + (f"; its test accuracy at the last step, {best['test_acc']:.4f}, is "
                                             "reported, never used to choose"
                                             if best["test_acc"] is not None else "") + ".")
+    means = by_settings(rows)
+    if means and len(means) < len(rows):   # several seeds per setting: average them
+        top = max(range(len(means)), key=lambda i: (means[i][1], -i))
+        lines += ["", "| settings | mean best validation accuracy | seeds |", "|---|---|---|"]
+        lines += [f"| {label}{' **(best)**' if i == top else ''} | {mean:.4f} | {n} |"
+                  for i, (label, mean, n) in enumerate(means)]
+        chosen += (f" Best settings on validation, averaged over seeds: **{means[top][0]}** "
+                   f"({means[top][1]:.4f}).")
     return "\n".join(lines + ["", chosen, ""])
 
 
