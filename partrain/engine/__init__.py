@@ -78,13 +78,16 @@ def begin_process():
     """Call as a command starts: a process that only serves another (an MPI rank > 0)
     says nothing, so a job prints each line once. The launcher's numbering counts too:
     where mpiexec and mpi4py's MPI differ, every process believes it is rank 0, and the
-    one error they all meet is said once."""
+    one error they all meet is said once. MPI's shared memory loses its /dev/shm name
+    once every rank has it, so no kill or abort leaves a segment behind."""
     if launched_by_mpi():
         from .. import log
-        from .mpi import rank
+        from .mpi import forget_shared_memory_names, world
 
-        if rank() > 0 or launcher_rank() > 0:
+        if world().Get_rank() > 0 or launcher_rank() > 0:
             log.silence()
+        world().Barrier()   # every rank has started MPI: its segment's name can go
+        forget_shared_memory_names()
 
 
 def end_process(exit_code):

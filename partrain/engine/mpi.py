@@ -71,6 +71,9 @@ def world():
     """MPI_COMM_WORLD (imports mpi4py, which initialises MPI, on first use)."""
     import warnings
 
+    if "mpi4py.MPI" not in sys.modules:
+        check_shared_memory_space()
+
     with warnings.catch_warnings():
         # mpi4py warns when the launcher is another MPI's; checked_world says it in
         # one line, with what to do.
@@ -82,6 +85,45 @@ def world():
 
 def rank():
     return world().Get_rank()
+
+
+# MPICH 5 maps about this much of /dev/shm per rank of a host (2 ranks: 2,118,784
+# bytes, 8: 8,462,848); a tmpfs with less free makes MPI_Init die of SIGBUS (exit 7).
+SHM_BYTES_PER_RANK = 1_060_000
+
+
+def free_shared_memory():
+    """Bytes free in /dev/shm (None where it cannot be read)."""
+    try:
+        st = os.statvfs("/dev/shm")
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+def check_shared_memory_space():
+    """Before MPI starts: refuse, in one line, a /dev/shm too small for MPI's shared
+    memory between this host's ranks, which MPI_Init would meet as a bus error."""
+    from . import launcher_rank, launcher_size
+
+    local = _int_env("MPI_LOCALNRANKS") or launcher_size()[0]
+    free = free_shared_memory()
+    needed = local * SHM_BYTES_PER_RANK
+    if local > 1 and free is not None and free < needed:
+        error = PartrainError(
+            f"/dev/shm has {free / 2**20:.1f} MiB free; MPI's shared memory for the "
+            f"{local} ranks on this host needs about {needed / 2**20:.1f} MiB: give "
+            "/dev/shm more room (docker run --shm-size=256m, or mount -o remount,"
+            "size=256m /dev/shm) or start fewer ranks per host")
+        error.said_elsewhere = launcher_rank() > 0   # every rank meets it: say it once
+        raise error
+
+
+def _int_env(var):
+    try:
+        return int(os.environ[var])
+    except (KeyError, ValueError):
+        return None
 
 
 def checked_world():
@@ -106,6 +148,28 @@ def checked_world():
         error.said_elsewhere = launcher_rank() > 0   # every process meets it: say it once
         raise error
     return comm
+
+
+def forget_shared_memory_names():
+    """Unlink the /dev/shm names of the MPICH segments this process has mapped.
+
+    MPICH names its node's shared memory ``/dev/shm/mpich_shm_*`` and removes it only
+    in MPI_Finalize, so a killed rank or an MPI_Abort leaves 2 MB behind for good. Once
+    every rank of the job has started (call after a collective), the name is no longer
+    needed: the mappings stay, and the memory goes with the last process. Only names in
+    this process's own mappings are touched, never another job's."""
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split(maxsplit=5)[5].strip() for line in maps
+                     if len(line.split(maxsplit=5)) == 6}
+    except OSError:
+        return
+    for path in paths:
+        if path.startswith("/dev/shm/mpich_shm_") and not path.endswith("(deleted)"):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
 
 
 class MPIEngine(Engine):
@@ -166,7 +230,8 @@ class MPIEngine(Engine):
         import cloudpickle
 
         keep_freed_memory()
-        self._check_same_data()
+        self._check_same_data()   # a collective: every rank has started MPI
+        forget_shared_memory_names()
         # Every rank computes with rank 0's model: the same classes and parameters,
         # whatever each rank's own copy of the script built.
         blob = self._bcast_object(cloudpickle.dumps(self.model) if self.rank == 0 else None,

@@ -178,3 +178,50 @@ def test_eval_under_mpiexec_gives_the_local_line(tmp_path):
     assert m.returncode == 0, m.stderr
     assert output_problems(m.stdout, m.stderr, finals=0) == []
     assert m.stdout == here.stdout   # the same loss and accuracy, said once
+
+
+# -- 5. MPICH's shared memory after a kill -------------------------------------------------
+
+def _mpich_segments(process):
+    """The /dev/shm/mpich_shm_* files ``process`` maps (" (deleted)" once unlinked)."""
+    with open(f"/proc/{process.pid}/maps") as maps:
+        return {line.split(maxsplit=5)[5].strip() for line in maps
+                if "/dev/shm/mpich_shm_" in line}
+
+
+def test_a_killed_rank_leaves_no_mpich_segment(tmp_path):
+    out = tmp_path / "run"
+    job = subprocess.Popen([MPIEXEC, "-n", "2", *CLI, "train", "--model", "lenet5",
+                            "--dataset", "digits32", "--steps", "100000",
+                            "--checkpoint-every", "5", "--no-progress", "--quiet",
+                            "--out", str(out)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: (out / "checkpoint.h5").exists(), 120, 0.05, job)
+        ranks = [p for p in psutil.Process(job.pid).children(recursive=True)
+                 if p.cmdline()[:1] == [sys.executable]]
+        segments = set().union(*(_mpich_segments(p) for p in ranks))
+        assert segments   # MPICH shares memory between the ranks of one host
+        ranks[-1].kill()
+        job.communicate(timeout=60)
+    finally:
+        if job.poll() is None:
+            job.kill()
+    for name in segments:
+        assert not Path(name.removesuffix(" (deleted)")).exists(), name
+
+
+# -- 6. a /dev/shm too small for MPI --------------------------------------------------------
+
+def test_too_small_dev_shm_is_one_line_before_mpi_starts(tmp_path):
+    # As a 1 MiB tmpfs on /dev/shm reads (MPI_Init would die of SIGBUS, exit 7).
+    code = ("import sys; from partrain.engine import mpi; "
+            "mpi.free_shared_memory = lambda: 1 << 20; "
+            "from partrain.cli import main; sys.exit(main(sys.argv[1:]))")
+    r = subprocess.run([sys.executable, "-c", code, *TINY, "--out", str(tmp_path / "run")],
+                       capture_output=True, text=True, timeout=120,
+                       env=without_launcher(PMI_SIZE="2", PMI_RANK="0", MPI_LOCALNRANKS="2"))
+    assert r.returncode == 1
+    assert output_problems(r.stdout, r.stderr) == []
+    line, = final_lines(r.stderr)
+    assert "/dev/shm has 1.0 MiB free" in line and "2 ranks on this host" in line
