@@ -44,7 +44,11 @@ def main(argv=None):
     from ..engine import begin_process, end_process
 
     log.use_stderr()
-    begin_process()
+    try:
+        begin_process()
+    except PartrainError as exc:   # MPI could not start here (see begin_process)
+        _say(f"partrain: error: {exc}", exc)
+        return exc.exit_code
     code = _main(argv)
     end_process(code)
     return code

@@ -33,34 +33,66 @@ BACKENDS = {
 # worker count) is the default and every backend's; see Engine.reductions.
 REDUCTIONS = ("ordered", "allreduce")
 
-# Set in every rank by the launchers of MPICH, Open MPI, Intel MPI and Slurm.
-_MPI_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS", "PMIX_SIZE")
+# What a launcher tells each process it starts: the job's size, as (variable, how to
+# read it). PMI_SIZE: MPICH's hydra, Intel MPI, Slurm's PMI-2; OMPI_COMM_WORLD_SIZE:
+# Open MPI; PMIX_SIZE: PMIx launchers that set it. MPI_LOCALNRANKS (hydra) counts only
+# this host's ranks, so it says "at least". SLURM_NTASKS is left out: an sbatch script
+# has it without being one of several ranks.
+_MPI_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS")
+_MPI_RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK")
+
+
+def _int_variable(var):
+    try:
+        return int(os.environ.get(var, ""))
+    except ValueError:
+        return None
+
+
+def launcher_size():
+    """(processes, variable) as the launcher reports them, the largest count it states;
+    (1, None) outside a launcher of several processes."""
+    best = (1, None)
+    for var in _MPI_SIZE_VARIABLES:
+        n = _int_variable(var)
+        if n is not None and n > best[0]:
+            best = (n, var)
+    return best
+
+
+def launcher_rank():
+    """This process's rank as the launcher numbered it (0 when none says)."""
+    for var in _MPI_RANK_VARIABLES:
+        n = _int_variable(var)
+        if n is not None:
+            return n
+    return 0
 
 
 def launched_by_mpi():
     """True when this process is one of several ranks started by mpiexec/srun."""
-    for var in _MPI_SIZE_VARIABLES:
-        try:
-            if int(os.environ.get(var, "1")) > 1:
-                return True
-        except ValueError:
-            pass
-    return False
+    return launcher_size()[0] > 1
 
 
 def begin_process():
     """Call as a command starts: standard descriptors 0-2 are made valid before any
     file is opened (see shared_memory.ensure_standard_fds); a process that only serves
-    another (an MPI rank > 0) says nothing, so a job prints each line once."""
+    another (an MPI rank > 0) says nothing, so a job prints each line once. The
+    launcher's numbering counts too: where mpiexec and mpi4py's MPI differ, every
+    process believes it is rank 0, and the one error they all meet is said once. MPI's
+    shared memory loses its /dev/shm name once every rank has it, so no kill or abort
+    leaves a segment behind."""
     from .shared_memory import ensure_standard_fds
 
     ensure_standard_fds()
     if launched_by_mpi():
         from .. import log
-        from .mpi import rank
+        from .mpi import forget_shared_memory_names, world
 
-        if rank() > 0:
+        if world().Get_rank() > 0 or launcher_rank() > 0:
             log.silence()
+        world().Barrier()   # every rank has started MPI: its segment's name can go
+        forget_shared_memory_names()
 
 
 def end_process(exit_code):
@@ -88,6 +120,14 @@ def choose_backend(backend=None, workers="auto"):
     process for several workers and serial for one."""
     if backend not in (None, "auto"):
         backend_class(backend)   # validates the name
+        if backend != "mpi" and launched_by_mpi():
+            size, var = launcher_size()
+            # Every rank would run the whole training on its own and write the same
+            # run directory.
+            raise UsageError(f"`backend={backend!r}` under mpiexec ({var}={size}): each of "
+                             f"the {size} processes would train the whole run into the "
+                             "same `out`; drop `backend` to train one run on every rank, "
+                             "or start a single process without mpiexec")
         return backend
     if launched_by_mpi():
         return "mpi"
@@ -144,4 +184,5 @@ def forward_scores(model, X, y=None, workers="auto"):
 
 __all__ = ["Engine", "StepStats", "BACKENDS", "REDUCTIONS", "EVAL_CHUNK", "make_engine", "forward_scores",
            "choose_backend", "backend_class", "check_worker_count", "launched_by_mpi",
+           "launcher_size",
            "begin_process", "end_process"]
