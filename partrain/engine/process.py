@@ -111,10 +111,18 @@ class _WorkerProcess:
             msg = self.conn.recv()
         except (EOFError, OSError):
             self.proc.wait()
-            raise PartrainError(f"worker {self.index} died while starting (exit status "
-                                f"{self.proc.returncode}){self.last_error_line()}") from None
+            raise PartrainError(f"worker {self.index} died while starting "
+                                f"({_exit_phrase(self.proc.returncode)})"
+                                f"{self.last_error_line()}") from None
         if msg[0] == "failed":
             raise WorkerError(msg[1])
+
+    def how_it_ended(self, what):
+        """One phrase on how this worker failed, for the error that gives up on it."""
+        if what == "hung":
+            return f"worker {self.index} sent nothing for {self.silent_for():.1f} s"
+        self.proc.wait()
+        return f"worker {self.index} {_exit_phrase(self.proc.returncode)}{self.last_error_line()}"
 
     def last_error_line(self):
         self.stderr.seek(0)
@@ -148,6 +156,15 @@ class _WorkerProcess:
         except subprocess.TimeoutExpired:
             pass
         self.kill()
+
+
+def _exit_phrase(returncode):
+    if returncode is not None and returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exit status {returncode}"
 
 
 class _ProcessSentinel:
@@ -327,18 +344,39 @@ class ProcessEngine(Engine):
         return replies
 
     def _replace(self, w, task, retries, what):
-        """Kill worker ``w`` (dead or hung), start a new one and resend its task."""
-        old = self.procs[w]
-        waited = old.silent_for() if hasattr(old, "sent_at") else 0.0
-        old.kill()
-        retries[w] += 1
-        if retries[w] > RETRIES_PER_MESSAGE:
-            error = HungWorkerError if what == "hung" else WorkerError
-            raise error(f"worker {w} {what} {retries[w]} times on {task.what} "
-                        f"({task.kind}); giving up")
-        if what == "hung":
-            info(f"worker {w} sent nothing for {waited:.1f} s (limit "
-                 f"{self.allowed_seconds(task.kind):.1f} s); replacing it")
-        self.procs[w], = self._spawn([w])
-        self.replacements += 1
-        self.procs[w].send(task)
+        """Kill worker ``w`` (dead or hung), start a new one and resend its task.
+
+        A replacement that dies while starting, or before the task reaches it, is one
+        more failure of the same message, under the same limit: a step whose workers
+        keep dying ends as a WorkerError (checkpoint, one line) however they die."""
+        failed_start = None   # why the previous replacement never became ready
+        while True:
+            old = self.procs[w]
+            waited = old.silent_for() if hasattr(old, "sent_at") else 0.0
+            retries[w] += 1
+            if retries[w] > RETRIES_PER_MESSAGE:
+                last = failed_start or old.how_it_ended(what)
+                old.kill()
+                error = HungWorkerError if what == "hung" else WorkerError
+                raise error(f"worker {w} {what} {retries[w]} times on {task.what} "
+                            f"({task.kind}); giving up; last: {last}")
+            old.kill()
+            if what == "hung":
+                info(f"worker {w} sent nothing for {waited:.1f} s (limit "
+                     f"{self.allowed_seconds(task.kind):.1f} s); replacing it")
+            new = self.procs[w] = _WorkerProcess(w, self.boot, self.fds)
+            new.send_boot()
+            what, failed_start = "died", None
+            try:
+                new.wait_ready()
+            except WorkerError:
+                raise   # the model cannot be rebuilt: no replacement ever will
+            except PartrainError as exc:   # died, or never became ready
+                failed_start = str(exc)
+                continue
+            try:
+                new.send(task)
+            except OSError:   # ready, then dead before the task reached it
+                continue
+            self.replacements += 1
+            return
