@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
 from .. import signals
@@ -62,7 +63,12 @@ def _main(argv=None):
         signals.request(signum)
         raise Interrupted(signum)
 
-    old = {s: signal.signal(s, stop_before_the_run) for s in STOP_SIGNALS}
+    # Python installs signal handlers only from the main thread: called from another
+    # thread (a GUI, a job runner), the command runs with the caller's handlers, and a
+    # stop request is the caller's business.
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    old = ({s: signal.signal(s, stop_before_the_run) for s in STOP_SIGNALS}
+           if in_main_thread else {})
     try:
         return _run_command(argv)
     finally:

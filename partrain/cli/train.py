@@ -42,7 +42,7 @@ def cmd_train(args):
     settings = TrainSettings(**{f.name: chosen[f.name] for f in dataclasses.fields(TrainSettings)
                                 if f.name in chosen})
     settings.progress = args.progress is not False and sys.stderr.isatty()
-    settings.out = args.out or new_run_directory(f"runs/{name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    settings.out = args.out if args.out is not None else new_run_directory(f"runs/{name}-{time.strftime('%Y%m%d-%H%M%S')}")
     spec_record = dict(model=spec, dataset=None if args.data else dataset,
                        data=str(Path(args.data).resolve()) if args.data else None,
                        data_dir=str(Path(args.data_dir).resolve()) if args.data_dir else None,
