@@ -34,6 +34,7 @@ terminal's Ctrl-C or hang-up reaches only the coordinator, which stops them clea
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import socket
@@ -51,6 +52,7 @@ import psutil
 from .. import signals
 from ..errors import HungWorkerError, PartrainError, WorkerError
 from ..log import info
+from ..machine import process_limit_room
 from .base import Engine, raise_failure
 from .host import one_blas_thread
 from .messages import Failure, ReduceTask, Stop
@@ -58,6 +60,8 @@ from .partition import param_ranges, sum_chunks
 from .shared_memory import SharedArray
 from .worker import Worker
 
+# What BLAS libraries read, once as they load, for their number of threads.
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 POLL_SECONDS = 0.2         # how often waits look at stop requests and worker health
 START_TIMEOUT = 120.0      # a worker not ready by then counts as a failed start
 SPAWN_ATTEMPTS = 3         # starts tried before the run stops with an error
@@ -80,11 +84,22 @@ class _WorkerProcess:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(
             [str(Path(__file__).resolve().parents[2])] + sys.path[1:]))
         env.pop("PYTHONSTARTUP", None)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from partrain.engine.worker_process import worker_main; "
-             "worker_main()", str(child.fileno()), str(os.getpid())],
-            pass_fds=[child.fileno(), *fds], stdin=subprocess.DEVNULL, stderr=self.stderr,
-            env=env, start_new_session=True)
+        # A worker computes on one BLAS thread: let BLAS start no others when numpy
+        # loads (under `ulimit -u` a failed thread start makes OpenBLAS raise SIGINT).
+        env.update(dict.fromkeys(BLAS_THREAD_VARIABLES, "1"))
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", "from partrain.engine.worker_process import "
+                 "worker_main; worker_main()", str(child.fileno()), str(os.getpid())],
+                pass_fds=[child.fileno(), *fds], stdin=subprocess.DEVNULL,
+                stderr=self.stderr, env=env, start_new_session=True)
+        except OSError as exc:   # EAGAIN: the process limit; ENOMEM: no memory to fork
+            child.close()
+            parent.close()
+            self.stderr.close()
+            raise PartrainError(f"cannot start worker {index}: {exc.strerror or exc}"
+                                + (" (the process limit, ulimit -u, is reached)"
+                                   if exc.errno == errno.EAGAIN else "")) from None
         child.close()   # the worker's end is now only in the worker: EOF when it dies
         self.conn = Connection(parent.detach())
         self.boot = boot
@@ -167,6 +182,18 @@ def _exit_phrase(returncode):
     return f"exit status {returncode}"
 
 
+def _check_process_limit(workers):
+    """Refuse, in one line, to start more workers than the process limit leaves room
+    for: past it, fork fails, or a worker dies as its libraries start threads."""
+    room = process_limit_room()
+    if room is not None and room[1] + workers > room[0]:
+        limit, running = room
+        raise PartrainError(
+            f"the process limit (ulimit -u) is {limit} and this user already runs "
+            f"{running} processes and threads: no room for {workers} worker"
+            f"{'s' * (workers > 1)}; raise the limit or use fewer `workers`")
+
+
 class _ProcessSentinel:
     """A file descriptor that becomes readable when the process exits (pidfd), for
     ``multiprocessing.connection.wait``; None where unsupported (then we poll)."""
@@ -233,14 +260,17 @@ class ProcessEngine(Engine):
         # thread spins on a core a worker needs.
         self._blas = one_blas_thread()
         self._blas.__enter__()
+        _check_process_limit(self.workers)
         self.procs = self._spawn(range(self.workers))
 
     def _spawn(self, indices):
         """Start the workers ``indices`` all at once (each start is mostly a new Python
         importing numpy: in parallel they take the time of one) and wait until every
         one is ready; a failed start is retried. Returns their _WorkerProcess objects."""
-        started = [_WorkerProcess(i, self.boot, self.fds) for i in indices]
+        started = []
         try:
+            for i in indices:
+                started.append(_WorkerProcess(i, self.boot, self.fds))
             for proc in started:
                 proc.send_boot()
             for n, proc in enumerate(started):
