@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
 
 import numpy as np
 import psutil
@@ -29,3 +30,19 @@ def machine_info():
         versions=dict(partrain=__version__, python=platform.python_version(),
                       numpy=np.__version__, h5py=h5py.__version__, psutil=psutil.__version__),
     )
+
+
+def process_limit_room():
+    """(limit, in use): this user's process limit (``ulimit -u``, RLIMIT_NPROC, which
+    counts every thread of every process of the user) and how many it runs now; None
+    where no limit applies (unlimited, or root, whom Linux does not hold to it)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NPROC)
+    uid = os.getuid()
+    if soft == resource.RLIM_INFINITY or uid == 0:
+        return None
+    running = 0
+    for p in psutil.process_iter(["uids", "num_threads"]):
+        uids, threads = p.info["uids"], p.info["num_threads"]
+        if uids is not None and uids.real == uid:
+            running += threads or 1
+    return soft, running

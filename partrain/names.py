@@ -48,6 +48,9 @@ def make_model(spec, *, input_shape, num_classes, seed=0, dtype="float32"):
         model = build(**kwargs)
     except UsageError:
         raise
+    except SystemExit as exc:   # sys.exit(), exit() or argparse in the user's function
+        raise UsageError(f"`model` {spec}: {func_name}() called sys.exit({_code(exc)}) "
+                         "instead of returning a model") from None
     except Exception as exc:
         raise UsageError(f"`model` {spec}: {func_name}() raised {type(exc).__name__}: {exc}") from None
     if not all(hasattr(model, a) for a in ("layers", "flat", "loss_sum_and_grads")):
@@ -73,6 +76,11 @@ def _import(where):
         sys.modules[name] = module
         try:
             spec.loader.exec_module(module)
+        except SystemExit as exc:   # a script that parses its own arguments, say
+            del sys.modules[name]
+            raise UsageError(f"`model`: {path} called sys.exit({_code(exc)}) while it was "
+                             "loaded; keep the network's function importable without "
+                             "running the script") from None
         except Exception as exc:
             del sys.modules[name]
             raise UsageError(f"`model`: {path} failed to load: {type(exc).__name__}: {exc}") from None
@@ -84,5 +92,11 @@ def _import(where):
         sys.path.insert(0, os.getcwd())   # `partrain` is a console script: add ./ as python does
     try:
         return importlib.import_module(where)
+    except SystemExit as exc:
+        raise UsageError(f"`model`: importing {where} called sys.exit({_code(exc)})") from None
     except Exception as exc:
         raise UsageError(f"`model`: cannot import {where}: {type(exc).__name__}: {exc}") from None
+
+
+def _code(exc):
+    return "" if exc.code is None else repr(exc.code)

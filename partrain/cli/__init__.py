@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
 from .. import signals
@@ -34,7 +35,24 @@ def stop_quietly_until_main():
         signal.signal(stop, _stop_before_start)
 
 
+# BLAS libraries whose thread count these variables set, read once when they load.
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def one_blas_thread_from_the_start():
+    """Called by the ``partrain`` and ``python -m partrain.cli`` entry, before numpy
+    loads. partrain computes on one BLAS thread per process anyway (threadpoolctl pins
+    it), but OpenBLAS starts a thread per core when it loads: under a low process limit
+    (``ulimit -u``) a failed start makes it raise SIGINT in its own process (a
+    "stopped by SIGINT" that nobody sent), and under a low address-space limit
+    (``ulimit -v``) every idle thread's stack and buffers count. A variable the user
+    set is kept; ``partrain scale`` raises the count where it measures threaded BLAS."""
+    for name in BLAS_THREAD_VARIABLES:
+        os.environ.setdefault(name, "1")
+
+
 if sys.argv and Path(sys.argv[0]).name == "partrain":
+    one_blas_thread_from_the_start()
     stop_quietly_until_main()
 
 
@@ -66,7 +84,12 @@ def _main(argv=None):
         signals.request(signum)
         raise Interrupted(signum)
 
-    old = {s: signal.signal(s, stop_before_the_run) for s in STOP_SIGNALS}
+    # Python installs signal handlers only from the main thread: called from another
+    # thread (a GUI, a job runner), the command runs with the caller's handlers, and a
+    # stop request is the caller's business.
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    old = ({s: signal.signal(s, stop_before_the_run) for s in STOP_SIGNALS}
+           if in_main_thread else {})
     try:
         return _run_command(argv)
     finally:
@@ -123,6 +146,13 @@ def _run_command(argv):
         return 128 + signum
     except MemoryError:
         _say("partrain: error: out of memory; use a smaller --batch-size or fewer --workers")
+        return 1
+    except ImportError as exc:
+        if "failed to map segment" not in str(exc) and "cannot allocate" not in str(exc).lower():
+            raise   # a broken installation: its traceback says which
+        # A library that cannot be mapped into memory (ulimit -v): not a bug of ours.
+        _say(f"partrain: error: out of memory while loading {exc.name or 'a library'} "
+             "(is the address-space limit, ulimit -v, too low?)")
         return 1
     except OSError as exc:   # disk full, permission denied... while writing outputs
         _say(f"partrain: error: {exc.strerror or exc}"

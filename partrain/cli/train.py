@@ -24,7 +24,8 @@ def cmd_train(args):
     model, data, optimizer, settings, spec_record = resolve(args)
     name = f"{label_of(spec_record['model'])}-{data_label(data)}"
     settings.progress = args.progress is not False and sys.stderr.isatty()
-    settings.out = args.out or new_run_directory(f"runs/{name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    settings.out = args.out if args.out is not None else \
+        new_run_directory(f"runs/{name}-{time.strftime('%Y%m%d-%H%M%S')}")   # "" is refused
     return run_training(TrainingRun(model, data, optimizer, settings,
                                     record=dict(spec=spec_record)), spec_record)
 

@@ -93,6 +93,7 @@ def _read(path: Path, dtype):
         if suffix in readers:
             raise DataError(f"{path}: is a folder, expected a {suffix} file")
         return _read_image_folder(path, dtype)
+    _refuse_special(path)
     if suffix not in readers:
         raise DataError(f"{path}: unknown kind of data file '{suffix}'; expected .npz, .h5, "
                         f".hdf5 or a folder of images in class sub-folders")
@@ -329,6 +330,7 @@ def load_unlabelled(inputs, dtype="float32"):
                 raise DataError(f"{item}: no {', '.join(IMAGE_EXTENSIONS)} images in it")
             pieces.append(found)
         elif item.suffix.lower() in IMAGE_EXTENSIONS:
+            _refuse_special(item)
             pieces.append([item])
         elif item.suffix.lower() == ".npz":
             pieces.append(_read_unlabelled_npz(item, dtype))
@@ -356,7 +358,16 @@ def load_unlabelled(inputs, dtype="float32"):
     return np.concatenate(arrays), names
 
 
+def _refuse_special(path: Path):
+    """Refuse what is not a regular file before opening it: opening a FIFO blocks until
+    something writes to it, and a device or socket is never a dataset."""
+    if not path.is_file():
+        raise DataError(f"{path}: not a regular file (a FIFO, device or socket); give a "
+                        "file or a folder of images")
+
+
 def _read_unlabelled_npz(path: Path, dtype):
+    _refuse_special(path)
     try:
         with zipfile.ZipFile(path) as zf:
             members = {i.filename.removesuffix(".npy"): i for i in zf.infolist()}

@@ -34,6 +34,7 @@ terminal's Ctrl-C or hang-up reaches only the coordinator, which stops them clea
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import socket
@@ -51,6 +52,7 @@ import psutil
 from .. import signals
 from ..errors import HungWorkerError, PartrainError, WorkerError
 from ..log import info
+from ..machine import process_limit_room
 from .base import Engine, raise_failure
 from .host import one_blas_thread
 from .messages import Failure, ReduceTask, Stop
@@ -58,6 +60,8 @@ from .partition import param_ranges, sum_chunks
 from .shared_memory import SharedArray
 from .worker import Worker, pickled_model
 
+# What BLAS libraries read, once as they load, for their number of threads.
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 POLL_SECONDS = 0.2         # how often waits look at stop requests and worker health
 START_TIMEOUT = 120.0      # a worker not ready by then counts as a failed start
 SPAWN_ATTEMPTS = 3         # starts tried before the run stops with an error
@@ -80,11 +84,22 @@ class _WorkerProcess:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(
             [str(Path(__file__).resolve().parents[2])] + sys.path[1:]))
         env.pop("PYTHONSTARTUP", None)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from partrain.engine.worker_process import worker_main; "
-             "worker_main()", str(child.fileno()), str(os.getpid())],
-            pass_fds=[child.fileno(), *fds], stdin=subprocess.DEVNULL, stderr=self.stderr,
-            env=env, start_new_session=True)
+        # A worker computes on one BLAS thread: let BLAS start no others when numpy
+        # loads (under `ulimit -u` a failed thread start makes OpenBLAS raise SIGINT).
+        env.update(dict.fromkeys(BLAS_THREAD_VARIABLES, "1"))
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", "from partrain.engine.worker_process import "
+                 "worker_main; worker_main()", str(child.fileno()), str(os.getpid())],
+                pass_fds=[child.fileno(), *fds], stdin=subprocess.DEVNULL,
+                stderr=self.stderr, env=env, start_new_session=True)
+        except OSError as exc:   # EAGAIN: the process limit; ENOMEM: no memory to fork
+            child.close()
+            parent.close()
+            self.stderr.close()
+            raise PartrainError(f"cannot start worker {index}: {exc.strerror or exc}"
+                                + (" (the process limit, ulimit -u, is reached)"
+                                   if exc.errno == errno.EAGAIN else "")) from None
         child.close()   # the worker's end is now only in the worker: EOF when it dies
         self.conn = Connection(parent.detach())
         self.boot = boot
@@ -111,10 +126,18 @@ class _WorkerProcess:
             msg = self.conn.recv()
         except (EOFError, OSError):
             self.proc.wait()
-            raise PartrainError(f"worker {self.index} died while starting (exit status "
-                                f"{self.proc.returncode}){self.last_error_line()}") from None
+            raise PartrainError(f"worker {self.index} died while starting "
+                                f"({_exit_phrase(self.proc.returncode)})"
+                                f"{self.last_error_line()}") from None
         if msg[0] == "failed":
             raise WorkerError(msg[1])
+
+    def how_it_ended(self, what):
+        """One phrase on how this worker failed, for the error that gives up on it."""
+        if what == "hung":
+            return f"worker {self.index} sent nothing for {self.silent_for():.1f} s"
+        self.proc.wait()
+        return f"worker {self.index} {_exit_phrase(self.proc.returncode)}{self.last_error_line()}"
 
     def last_error_line(self):
         self.stderr.seek(0)
@@ -148,6 +171,27 @@ class _WorkerProcess:
         except subprocess.TimeoutExpired:
             pass
         self.kill()
+
+
+def _exit_phrase(returncode):
+    if returncode is not None and returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exit status {returncode}"
+
+
+def _check_process_limit(workers):
+    """Refuse, in one line, to start more workers than the process limit leaves room
+    for: past it, fork fails, or a worker dies as its libraries start threads."""
+    room = process_limit_room()
+    if room is not None and room[1] + workers > room[0]:
+        limit, running = room
+        raise PartrainError(
+            f"the process limit (ulimit -u) is {limit} and this user already runs "
+            f"{running} processes and threads: no room for {workers} worker"
+            f"{'s' * (workers > 1)}; raise the limit or use fewer `workers`")
 
 
 class _ProcessSentinel:
@@ -214,14 +258,17 @@ class ProcessEngine(Engine):
         # thread spins on a core a worker needs.
         self._blas = one_blas_thread()
         self._blas.__enter__()
+        _check_process_limit(self.workers)
         self.procs = self._spawn(range(self.workers))
 
     def _spawn(self, indices):
         """Start the workers ``indices`` all at once (each start is mostly a new Python
         importing numpy: in parallel they take the time of one) and wait until every
         one is ready; a failed start is retried. Returns their _WorkerProcess objects."""
-        started = [_WorkerProcess(i, self.boot, self.fds) for i in indices]
+        started = []
         try:
+            for i in indices:
+                started.append(_WorkerProcess(i, self.boot, self.fds))
             for proc in started:
                 proc.send_boot()
             for n, proc in enumerate(started):
@@ -325,18 +372,39 @@ class ProcessEngine(Engine):
         return replies
 
     def _replace(self, w, task, retries, what):
-        """Kill worker ``w`` (dead or hung), start a new one and resend its task."""
-        old = self.procs[w]
-        waited = old.silent_for() if hasattr(old, "sent_at") else 0.0
-        old.kill()
-        retries[w] += 1
-        if retries[w] > RETRIES_PER_MESSAGE:
-            error = HungWorkerError if what == "hung" else WorkerError
-            raise error(f"worker {w} {what} {retries[w]} times on {task.what} "
-                        f"({task.kind}); giving up")
-        if what == "hung":
-            info(f"worker {w} sent nothing for {waited:.1f} s (limit "
-                 f"{self.allowed_seconds(task.kind):.1f} s); replacing it")
-        self.procs[w], = self._spawn([w])
-        self.replacements += 1
-        self.procs[w].send(task)
+        """Kill worker ``w`` (dead or hung), start a new one and resend its task.
+
+        A replacement that dies while starting, or before the task reaches it, is one
+        more failure of the same message, under the same limit: a step whose workers
+        keep dying ends as a WorkerError (checkpoint, one line) however they die."""
+        failed_start = None   # why the previous replacement never became ready
+        while True:
+            old = self.procs[w]
+            waited = old.silent_for() if hasattr(old, "sent_at") else 0.0
+            retries[w] += 1
+            if retries[w] > RETRIES_PER_MESSAGE:
+                last = failed_start or old.how_it_ended(what)
+                old.kill()
+                error = HungWorkerError if what == "hung" else WorkerError
+                raise error(f"worker {w} {what} {retries[w]} times on {task.what} "
+                            f"({task.kind}); giving up; last: {last}")
+            old.kill()
+            if what == "hung":
+                info(f"worker {w} sent nothing for {waited:.1f} s (limit "
+                     f"{self.allowed_seconds(task.kind):.1f} s); replacing it")
+            new = self.procs[w] = _WorkerProcess(w, self.boot, self.fds)
+            new.send_boot()
+            what, failed_start = "died", None
+            try:
+                new.wait_ready()
+            except WorkerError:
+                raise   # the model cannot be rebuilt: no replacement ever will
+            except PartrainError as exc:   # died, or never became ready
+                failed_start = str(exc)
+                continue
+            try:
+                new.send(task)
+            except OSError:   # ready, then dead before the task reached it
+                continue
+            self.replacements += 1
+            return

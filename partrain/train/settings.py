@@ -163,6 +163,9 @@ class TrainSettings:
         for key in ("steps", "epochs", "batch_size", "chunk_size", "eval_every",
                     "checkpoint_every", "warmup_steps", "early_stopping"):
             _positive_int(key, getattr(s, key), optional=True)
+        if s.out is not None and str(s.out) == "":
+            # Path("") is the working directory: never write a run there by accident.
+            raise UsageError("`out` must not be empty")
         if isinstance(s.seed, bool) or not isinstance(s.seed, (int, np.integer)) or s.seed < 0:
             raise UsageError(f"`seed` must be a non-negative integer, got {s.seed!r}")
         for f in dataclasses.fields(s):

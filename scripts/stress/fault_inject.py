@@ -10,6 +10,9 @@ Each trial starts one training run and injects one fault, chosen at random:
                            itself, since a shared machine makes runs faster or slower;
   double                   a stop signal at a random time, a second one 0.1 s later;
   kill_worker              SIGKILL of one worker process at a random time;
+  kill_replacement         the same, then SIGKILL of its replacement as soon as it
+                           appears (dying while it starts is one more failure of the
+                           step: the run goes on, with the same bits);
   stop_worker              SIGSTOP of one worker after step 10 (so every message kind
                            has been timed and the hang limit is HANG_FLOOR, 10 s);
   killpg                   SIGKILL of the coordinator's whole process group (a
@@ -60,6 +63,7 @@ from partrain.testing import (REPLACED, CLIProcess, alive, checkpoint_step, fina
 DEFAULT_CONFIG = ("--model lenet5 --dataset digits32 --steps 60 --batch-size 16 --optimizer adam "
                   "--lr 0.001 --eval-every 7 --checkpoint-every 5 --val-split 0.1 --workers 2")
 KINDS = {"sigint": 2, "sigterm": 2, "sighup": 1, "double": 2, "kill_worker": 2,
+         "kill_replacement": 1,
          "stop_worker": 1, "killpg": 2}
 STOP_SIGNALS = {"sigint": signal.SIGINT, "sigterm": signal.SIGTERM, "sighup": signal.SIGHUP}
 RUN_TIMEOUT = 180
@@ -258,6 +262,8 @@ def worker_trial(kind, rng, config, ref, timing, cwd, trial):
         except psutil.Error:
             victim = None
     t_fault = time.monotonic()
+    if victim is not None and kind == "kill_replacement":
+        trial["replacement_killed"] = kill_replacement(p, {w.pid for w in workers})
     rc, out, err = p.wait(RUN_TIMEOUT)
     trial.update(rc=rc, seconds_after_fault=round(time.monotonic() - t_fault, 1))
     if victim is not None and kind == "stop_worker":
@@ -285,6 +291,22 @@ def worker_trial(kind, rng, config, ref, timing, cwd, trial):
     if victim is None:
         trial["outcome"] = "no worker alive at that moment"
     return reasons
+
+
+def kill_replacement(p, before):
+    """SIGKILL the first worker of ``p`` not among the pids ``before`` as soon as it
+    appears (within 30 s); its pid, or None."""
+    found = []
+
+    def newcomer():
+        found[:] = [w for w in p.workers() if w.pid not in before]
+        return bool(found)
+
+    if wait_for(newcomer, 30, 0.001, p.proc):
+        with contextlib.suppress(psutil.Error):
+            found[0].kill()
+            return found[0].pid
+    return None
 
 
 def killpg_trial(kind, rng, config, ref, timing, cwd, trial):
@@ -319,6 +341,7 @@ def killpg_trial(kind, rng, config, ref, timing, cwd, trial):
 
 TRIALS = {"sigint": signal_trial, "sigterm": signal_trial, "sighup": signal_trial,
           "double": signal_trial, "kill_worker": worker_trial, "stop_worker": worker_trial,
+          "kill_replacement": worker_trial,
           "killpg": killpg_trial}
 
 
