@@ -6,8 +6,11 @@ import os
 import platform
 import resource
 
-import numpy as np
 import psutil
+
+# What BLAS libraries read, once as they load, for their number of threads. (This module
+# imports no numpy, so the command line can set them before numpy loads.)
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def physical_cores():
@@ -16,6 +19,7 @@ def physical_cores():
 
 def machine_info():
     import h5py
+    import numpy as np
     from threadpoolctl import threadpool_info
 
     from . import __version__

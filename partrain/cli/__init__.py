@@ -35,10 +35,6 @@ def stop_quietly_until_main():
         signal.signal(stop, _stop_before_start)
 
 
-# BLAS libraries whose thread count these variables set, read once when they load.
-BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-
-
 def one_blas_thread_from_the_start():
     """Called by the ``partrain`` and ``python -m partrain.cli`` entry, before numpy
     loads. partrain computes on one BLAS thread per process anyway (threadpoolctl pins
@@ -47,6 +43,8 @@ def one_blas_thread_from_the_start():
     "stopped by SIGINT" that nobody sent), and under a low address-space limit
     (``ulimit -v``) every idle thread's stack and buffers count. A variable the user
     set is kept; ``partrain scale`` raises the count where it measures threaded BLAS."""
+    from ..machine import BLAS_THREAD_VARIABLES
+
     for name in BLAS_THREAD_VARIABLES:
         os.environ.setdefault(name, "1")
 

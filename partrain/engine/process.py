@@ -52,7 +52,7 @@ import psutil
 from .. import signals
 from ..errors import HungWorkerError, PartrainError, WorkerError
 from ..log import info
-from ..machine import process_limit_room
+from ..machine import BLAS_THREAD_VARIABLES, process_limit_room
 from .base import Engine, raise_failure
 from .host import one_blas_thread
 from .messages import Failure, ReduceTask, Stop
@@ -60,8 +60,6 @@ from .partition import param_ranges, sum_chunks
 from .shared_memory import SharedArray
 from .worker import Worker, pickled_model
 
-# What BLAS libraries read, once as they load, for their number of threads.
-BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 POLL_SECONDS = 0.2         # how often waits look at stop requests and worker health
 START_TIMEOUT = 120.0      # a worker not ready by then counts as a failed start
 SPAWN_ATTEMPTS = 3         # starts tried before the run stops with an error
