@@ -62,6 +62,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--steps", type=int, default=150)
+    p.add_argument("--out", default=str(ROOT / "results" / "sweeps"))
     args = p.parse_args()
     ways = {"one after another": lambda d: one_after_another(d, args.steps),
             "sweep --jobs 1": lambda d: sweep(d, args.steps, "--jobs", "1"),
@@ -90,7 +91,7 @@ def main():
                   ratio_sweep_to_one_after_another=med["sweep"] / med["one after another"],
                   ratio_sweep_to_jobs_1=med["sweep"] / med["sweep --jobs 1"],
                   command="python scripts/benchmarks/sweep_speed.py " + " ".join(sys.argv[1:]))
-    out = ROOT / "results" / "sweeps"
+    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     name = f"{cores}-core"
     (out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
