@@ -92,7 +92,7 @@ MPI_SCRIPT = textwrap.dedent('''
     except PartrainError as exc:
         ok = "InPlace" in str(exc) and "modify their input in place" in str(exc)
         # one write per rank: the two ranks' lines may interleave between writes
-        sys.stdout.write(f"refused {ok and X.tobytes() == before.tobytes()}\n")
+        sys.stdout.write(f"refused {ok and X.tobytes() == before.tobytes()}\\n")
 ''')
 
 
