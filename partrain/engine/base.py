@@ -20,6 +20,16 @@ from .partition import EVAL_CHUNK, assign_chunks, chunk_bounds, mean_loss
 from .shared_memory import ensure_standard_fds
 from .worker_count import resolve_workers
 
+# A worker (or MPI rank) silent this long on a message counts as hung, in seconds:
+# HANG_FACTOR x the slowest of its recent answers of that kind, at least HANG_FLOOR;
+# HANG_FIRST before any answer was timed (a first step may compile, page in, warm up).
+HANG_FACTOR, HANG_FLOOR, HANG_FIRST = 20.0, 10.0, 300.0
+
+
+def hang_limit(seen):
+    """Seconds a message may go unanswered, given recent answers' durations ``seen``."""
+    return max(HANG_FLOOR, HANG_FACTOR * max(seen)) if seen else HANG_FIRST
+
 
 @dataclass
 class StepStats:

@@ -27,7 +27,7 @@ Faults: MPI ends the whole job when a rank dies (that is MPI's model, and partra
 does not hide it); the last checkpoint then resumes, with any number of ranks or
 another backend, to the same bits. A rank that stays silent (stopped, stuck) is noticed
 by rank 0 with the process backend's rule (20x the slowest recent answer, at least
-10 s; :mod:`.process`): every operation is nonblocking and rank 0 waits on it with that
+10 s; :func:`.base.hang_limit`): every operation is nonblocking and rank 0 waits on it with that
 deadline, then asks every rank for a sign of life (ranks answer while they wait) and
 names the ones that give none; the run writes its checkpoint and the job ends
 (``MPI_Abort``). An error on one rank aborts the job rather than leaving the others
@@ -53,8 +53,7 @@ import numpy as np
 
 from .. import signals
 from ..errors import DataError, HungWorkerError, Interrupted, PartrainError, UsageError
-from . import process as _hang_rule   # HANG_FACTOR, HANG_FLOOR, HANG_FIRST: one rule
-from .base import Engine, raise_failure
+from .base import Engine, hang_limit, raise_failure
 from .host import keep_freed_memory, one_blas_thread
 from .messages import Failure
 from .partition import assign_chunks, chunk_bounds, param_ranges, sum_chunks
@@ -321,13 +320,10 @@ class MPIEngine(Engine):
                         self._declare_silent(what, limit)
 
     def allowed_seconds(self, kind):
-        """The process backend's rule: HANG_FACTOR x the slowest of the last 20 answers
-        of this kind (any kind for control messages), at least HANG_FLOOR; HANG_FIRST
-        before any was timed."""
+        """The process backend's rule (:func:`.base.hang_limit`) over the last 20
+        answers of this kind (of any kind, for control messages)."""
         seen = self.durations.get(kind) or [d for q in self.durations.values() for d in q]
-        if not seen:
-            return _hang_rule.HANG_FIRST
-        return max(_hang_rule.HANG_FLOOR, _hang_rule.HANG_FACTOR * max(seen))
+        return hang_limit(seen)
 
     def _answer_ping(self):
         if self.comm.iprobe(source=0, tag=_PING):

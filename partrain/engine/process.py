@@ -53,7 +53,7 @@ from .. import signals
 from ..errors import HungWorkerError, PartrainError, WorkerError
 from ..log import info
 from ..machine import BLAS_THREAD_VARIABLES, process_limit_room
-from .base import Engine, raise_failure
+from .base import Engine, hang_limit, raise_failure
 from .host import one_blas_thread
 from .messages import Failure, ReduceTask, Stop
 from .partition import param_ranges, sum_chunks
@@ -64,7 +64,6 @@ POLL_SECONDS = 0.2         # how often waits look at stop requests and worker he
 START_TIMEOUT = 120.0      # a worker not ready by then counts as a failed start
 SPAWN_ATTEMPTS = 3         # starts tried before the run stops with an error
 RETRIES_PER_MESSAGE = 3    # replacements of one worker within one message
-HANG_FACTOR, HANG_FLOOR, HANG_FIRST = 20.0, 10.0, 300.0   # seconds, see allowed_seconds
 # Gradients of at most this many chunk-elements (chunks x parameters) are added by the
 # coordinator itself: about 0.25 ms of additions on one core (4 x 60,806 for lenet5 at
 # batch 32: 62 us), less than a round of reduce tasks to every worker and back
@@ -324,10 +323,8 @@ class ProcessEngine(Engine):
 
     def allowed_seconds(self, kind):
         """How long a worker may stay silent on a message of this kind before it counts
-        as hung: HANG_FACTOR x the slowest of the last 20 answers, at least HANG_FLOOR;
-        HANG_FIRST before any answer was timed."""
-        seen = self.durations[kind]
-        return max(HANG_FLOOR, HANG_FACTOR * max(seen)) if seen else HANG_FIRST
+        as hung (:func:`.base.hang_limit` of the last 20 answers of that kind)."""
+        return hang_limit(self.durations[kind])
 
     def _exchange(self, tasks):
         pending = dict(tasks)

@@ -18,8 +18,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import PartrainError
-from ..nn import (AvgPool2D, Conv2D, Dense, Flatten, HalfSumSquares, MaxPool2D, ReLU,
-                  Sequential, Sigmoid, SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy, Tanh)
+from ..nn import (AvgPool2D, Conv2D, Dense, Dropout, Flatten, HalfSumSquares, MaxPool2D,
+                  ReLU, Sequential, Sigmoid, SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy,
+                  Tanh)
 
 ARCHITECTURE_FORMAT = 1
 
@@ -44,6 +45,7 @@ LAYERS = {
     "Tanh": (Tanh, lambda l: dict(amplitude=l.amplitude, slope=l.slope)),
     "MaxPool2D": (MaxPool2D, lambda l: dict(window=l.window, stride=l.stride, ties=l.ties)),
     "AvgPool2D": (AvgPool2D, lambda l: dict(window=l.window, stride=l.stride)),
+    "Dropout": (Dropout, lambda l: dict(rate=l.rate)),
 }
 LOSSES = {cls.__name__: cls for cls in (SoftmaxCrossEntropy, SigmoidBinaryCrossEntropy,
                                         HalfSumSquares)}

@@ -328,10 +328,10 @@ def test_worker_killed_before_the_reduction_is_replaced_and_sums_its_range():
 
 
 def test_hung_worker_is_killed_replaced_and_bytes_are_unchanged(monkeypatch):
-    import partrain.engine.process as process
+    import partrain.engine.base as base
 
-    monkeypatch.setattr(process, "HANG_FLOOR", 1.0)
-    monkeypatch.setattr(process, "HANG_FACTOR", 2.0)
+    monkeypatch.setattr(base, "HANG_FLOOR", 1.0)
+    monkeypatch.setattr(base, "HANG_FACTOR", 2.0)
     X, y, ref_loss, ref = serial_digits123_gradient()
     model = build_model("digits123", seed=0)
     with make_engine(model, {"train": (X, y)}, 8, backend="process", workers=2) as engine:

@@ -88,7 +88,7 @@ def test_forced_local_backend_under_mpiexec_is_refused_in_python():
 # -- 2. a silent rank ---------------------------------------------------------------------
 
 # The rank processes with the process backend's hang floor lowered, as its own tests do.
-HANG_FLOOR_3S = ("import sys; from partrain.engine import process; process.HANG_FLOOR = 3.0; "
+HANG_FLOOR_3S = ("import sys; from partrain.engine import base; base.HANG_FLOOR = 3.0; "
                  "from partrain.cli import main; sys.exit(main(sys.argv[1:]))")
 
 

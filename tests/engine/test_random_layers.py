@@ -73,3 +73,13 @@ def test_same_bits_on_mpi_ranks(tmp_path):
         with h5py.File(out / "model.h5") as f:
             arrays.append({k: f[k][()].tobytes() for k in f if isinstance(f[k], h5py.Dataset)})
     assert arrays[0] and arrays[0] == arrays[1]
+
+
+def test_a_dropout_run_reads_back_without_pickle(tmp_path):
+    import partrain
+
+    trainer = make_trainer(tmp_path / "run", backend="serial", **{**SETTINGS, "steps": 2})
+    trainer.run()
+    model, _ = partrain.load_run(tmp_path / "run")   # no allow_pickle: rebuilt from JSON
+    assert [type(layer).__name__ for layer in model.layers].count("Dropout") == 2
+    assert model.flat.tobytes() == trainer.model.flat.tobytes()
