@@ -41,3 +41,15 @@ def test_fit_with_an_empty_out_is_refused(tmp_path, monkeypatch):
     with pytest.raises(UsageError, match="^`out` must not be empty$"):
         partrain.fit(model, X, y, steps=1, workers=1, out="", progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_main_from_python_gives_the_callers_warning_filters_back():
+    import warnings
+
+    from partrain.cli import main
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        before = list(warnings.filters)
+        assert main(["models"]) == 0
+        assert warnings.filters == before

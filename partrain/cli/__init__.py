@@ -75,9 +75,6 @@ def _main(argv=None):
 
     from ..errors import Interrupted
 
-    # One clear line per problem, never a raw warning before it.
-    warnings.simplefilter("ignore")
-
     def stop_before_the_run(signum, frame):   # nothing to save yet: say so and stop
         signals.request(signum)
         raise Interrupted(signum)
@@ -89,7 +86,11 @@ def _main(argv=None):
     old = ({s: signal.signal(s, stop_before_the_run) for s in STOP_SIGNALS}
            if in_main_thread else {})
     try:
-        return _run_command(argv)
+        # One clear line per problem, never a raw warning before it; called from Python
+        # (a sweep's worker, a notebook), the caller's warning filters come back after.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _run_command(argv)
     finally:
         signals.forget()
         for s, handler in old.items():
