@@ -197,6 +197,9 @@ class MPIEngine(Engine):
         # Rank 0's wall time of each kind of message, for the hang limit.
         self.durations = {k: deque(maxlen=20) for k in ("gradient", "reduce", "evaluate")}
         self._sent_at = time.monotonic()
+        # Rank 0 broadcast a step's header and the others are inside that step, waiting
+        # for rank 0's part of it: leaving now, only MPI_Abort can end the job.
+        self._mid_step = False
 
     def run(self, main):
         """Every rank: start together; rank 0 calls ``main(engine)`` while the others
@@ -216,6 +219,9 @@ class MPIEngine(Engine):
         try:
             result = main(self)
         except BaseException as exc:
+            if self._mid_step:   # no collective can reach ranks waiting inside a step
+                _broken[0] = True
+                raise
             self.close()
             if not _broken[0]:
                 self._bcast_object(("raised", exc), "end")
@@ -394,6 +400,7 @@ class MPIEngine(Engine):
                 # no rank is left waiting on a send when the run stops.
                 stop, mine = exc, None
             replies = self._collect(kind, what)
+            self._mid_step = False
             replies[0] = mine
             if stop is not None:
                 raise stop
@@ -404,6 +411,7 @@ class MPIEngine(Engine):
             self._allreduce(n_chunks, batch, what)
         else:
             self._ordered_reduce(n_chunks, batch, what)
+        self._mid_step = False
         return None
 
     def _collect(self, kind, what):
@@ -431,6 +439,7 @@ class MPIEngine(Engine):
     def _exchange(self, tasks):
         header = ("exchange", tasks)
         kind = next(iter(tasks.values())).kind
+        self._mid_step = True
         self._bcast_object(header, kind, next(iter(tasks.values())).what)
         replies = self._handle(header)
         self.durations[kind].append(time.monotonic() - self._sent_at)
@@ -446,6 +455,7 @@ class MPIEngine(Engine):
 
     def _reduce(self, n_chunks, batch, what):
         header = ("reduce", n_chunks, batch)
+        self._mid_step = True
         self._bcast_object(header, "reduce", what)
         self._handle(header, what)
         self.durations["reduce"].append(time.monotonic() - self._sent_at)

@@ -72,7 +72,7 @@ def _reduction_costs(engine, n, steps):
         engine._reduce(-(-n // engine.chunk_size), n, "the timed reduction")
         ordered.append(time.perf_counter() - t0)
     header = ("allreduce", steps)
-    engine.comm.bcast(header)   # the serving ranks join the timing
+    engine._bcast_object(header, "reduce", "the timed Allreduce")   # the serving ranks join
     plain = engine._handle(header)
     return dict(ordered_reduce=statistics.median(ordered), allreduce=statistics.median(plain))
 
@@ -93,10 +93,10 @@ def with_allreduce_timing(handle):
     """The MPI engine's message handler, plus the benchmark's own message: ("allreduce",
     steps) times a plain Allreduce of the gradient on every rank."""
 
-    def handle_or_time(engine, header):
+    def handle_or_time(engine, header, what=None):
         if header[0] == "allreduce":
             return _time_allreduce(engine.comm, engine.grad, header[1])
-        return handle(engine, header)
+        return handle(engine, header, what)
 
     return handle_or_time
 

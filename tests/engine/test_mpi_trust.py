@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -225,3 +226,35 @@ def test_too_small_dev_shm_is_one_line_before_mpi_starts(tmp_path):
     assert output_problems(r.stdout, r.stderr) == []
     line, = final_lines(r.stderr)
     assert "/dev/shm has 1.0 MiB free" in line and "2 ranks on this host" in line
+
+
+RANK0_LEAVES_MID_STEP = textwrap.dedent('''
+    import sys
+    import numpy as np
+    from partrain.engine import make_engine
+    from partrain.engine.mpi import MPIEngine
+    from partrain.presets import build_model
+    from partrain.testing import data_for
+
+    reduce = MPIEngine._ordered_reduce
+
+    def broken_on_rank0(self, *args):   # a bug in rank 0 while the others reduce
+        if self.rank == 0:
+            raise RuntimeError("rank 0 broke inside a step")
+        return reduce(self, *args)
+
+    MPIEngine._ordered_reduce = broken_on_rank0
+    X, y = data_for("digits32").train
+    engine = make_engine(build_model("lenet5"), {"train": (X[:64], y[:64])}, 8,
+                         backend="mpi", max_batch=64)
+    engine.run(lambda e: e.gradient(np.arange(64)))
+''')
+
+
+def test_rank0_failing_inside_a_step_ends_the_job_instead_of_hanging():
+    """The other ranks are inside the step's collectives, where no end message can reach
+    them: the job must end by MPI_Abort, not wait in MPI_Finalize forever."""
+    job = subprocess.run([MPIEXEC, "-n", "2", sys.executable, "-c", RANK0_LEAVES_MID_STEP],
+                         capture_output=True, text=True, timeout=60)
+    assert job.returncode != 0
+    assert "rank 0 broke inside a step" in job.stderr
