@@ -60,9 +60,11 @@ from .partition import assign_chunks, chunk_bounds, param_ranges, sum_chunks
 from .worker import Worker
 
 _REPLY, _PING, _PONG = 1, 2, 3   # point-to-point tags; collectives need none
-# A wait spins this long (as MPI's own blocking wait does, for the latency of a step),
-# then sleeps between tests so an idle rank leaves its core to the others.
-SPIN_SECONDS, IDLE_SLEEP = 0.002, 0.0005
+# A wait spins this long (as MPI's own blocking wait does), then sleeps between tests
+# so an idle rank leaves its core to the others. MPI progresses a nonblocking
+# collective only inside a test: spinning for 2 ms only made a lenet5-cat step 2.1x the
+# process backend's instead of 1.16x (scripts/benchmarks/mpi_cost.py, 2 ranks).
+SPIN_SECONDS, IDLE_SLEEP = 0.1, 0.0005
 PING_SECONDS = 2.0   # how long rank 0 waits for the ranks' signs of life
 
 

@@ -146,7 +146,9 @@ def run_job(args):
         import partrain.engine.mpi as mpi_engine
 
         mpi_engine.MPIEngine._handle = with_allreduce_timing(mpi_engine.MPIEngine._handle)
-    print(json.dumps(time_job(backend, model, args.data_dir, batch, args.steps, args.ranks)))
+    result = time_job(backend, model, args.data_dir, batch, args.steps, args.ranks)
+    if os.environ.get("PMI_RANK", "0") == "0":   # every rank has it; one says it
+        print(json.dumps(result), flush=True)
 
 
 def launch(kind, model, args):
