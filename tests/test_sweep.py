@@ -96,6 +96,19 @@ def test_bad_sweep_flags_are_one_line_before_anything_runs(tmp_path, capsys, arg
     assert not (tmp_path / "sw").exists()
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--data", "/no/such.npz"], "no such file"),
+    (["--model", "/no/such/net.py:build"], "file not found"),
+])
+def test_data_or_model_that_cannot_open_is_one_line_before_any_run(tmp_path, capsys, args,
+                                                                    message):
+    code = main(["sweep", "--grid", "lr=0.1,0.2", "--steps", "2", "--out",
+                 str(tmp_path / "sw"), *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code in (1, 2) and len(err) == 1 and message in err[0]
+    assert not (tmp_path / "sw").exists()
+
+
 def test_a_folder_holding_another_sweep_is_refused(tmp_path, capsys):
     out = tmp_path / "sw"
     assert main(["sweep", *BASE, "--steps", "2", "--seeds", "0", "--out", str(out)]) == 0

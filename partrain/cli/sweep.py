@@ -20,6 +20,7 @@ SWEEP_ONLY = ("grid", "variant", "seeds", "jobs", "out", "overwrite", "workers",
 def cmd_sweep(args):
     from ..sweeps import expand, run_sweep
     from .parser import DEFAULT_MODEL
+    from .train import resolve
 
     train = train_parser()
     actions = {a.dest: a for a in train._actions if a.option_strings}
@@ -31,12 +32,21 @@ def cmd_sweep(args):
     if "val_split" not in base and "data" not in base and not any(
             "val_split" in dict(c.settings) for c in candidates):
         base["val_split"] = 0.1
+    out = args.out or _default_folder(base.get("model") or DEFAULT_MODEL)
+    opened = set()
+    for c in candidates:   # every candidate's flags parse before anything runs
+        args_c = _parse(train, ["--out", "x", "--seed", str(c.seed), *as_flags(
+            flag_options(actions), {**base, **dict(c.settings)})])
+        # ...and its model and data open: a bad path or model is one line, not a
+        # failed run per candidate.
+        what = tuple(getattr(args_c, k) for k in ("model", "dataset", "data", "data_dir",
+                                                 "dtype"))
+        if what not in opened:
+            resolve(args_c)
+            opened.add(what)
+    if base.get("val_split") == 0.1 and args.val_split is None:
         log.info("holding out 0.1 of the training set for validation, which chooses the "
                  "best candidate (--val-split)")
-    out = args.out or _default_folder(base.get("model") or DEFAULT_MODEL)
-    for c in candidates:   # every candidate's flags parse before anything runs
-        _parse(train, ["--out", "x", *as_flags(flag_options(actions),
-                                               {**base, **dict(c.settings)})])
     job = CommandLineJob(base, actions)
     t0 = time.perf_counter()
     result = run_sweep(candidates, job, out, jobs=args.jobs,
