@@ -101,12 +101,17 @@ def test_bad_sweep_flags_are_one_line_before_anything_runs(tmp_path, capsys, arg
     (["--model", "/no/such/net.py:build"], "file not found"),
 ])
 def test_data_or_model_that_cannot_open_is_one_line_before_any_run(tmp_path, capsys, args,
-                                                                    message):
-    code = main(["sweep", "--grid", "lr=0.1,0.2", "--steps", "2", "--out",
-                 str(tmp_path / "sw"), *args])
+                                                                    message, monkeypatch):
+    monkeypatch.chdir(tmp_path)   # no --out: not even the default folder is made
+    code = main(["sweep", "--grid", "lr=0.1,0.2", "--steps", "2", *args])
     err = capsys.readouterr().err.strip().splitlines()
     assert code in (1, 2) and len(err) == 1 and message in err[0]
-    assert not (tmp_path / "sw").exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_empty_out_is_refused(capsys):
+    assert main(["sweep", "--steps", "2", "--out", ""]) == 2
+    assert "--out must not be empty" in capsys.readouterr().err
 
 
 def test_a_folder_holding_another_sweep_is_refused(tmp_path, capsys):

@@ -32,11 +32,13 @@ def cmd_sweep(args):
     if "val_split" not in base and "data" not in base and not any(
             "val_split" in dict(c.settings) for c in candidates):
         base["val_split"] = 0.1
-    out = args.out or _default_folder(base.get("model") or DEFAULT_MODEL)
+    if args.out == "":
+        raise UsageError("`out` must not be empty: name the sweep's folder or leave it out")
+    job = CommandLineJob(base, actions)
     opened = set()
     for c in candidates:   # every candidate's flags parse before anything runs
         args_c = _parse(train, ["--out", "x", "--seed", str(c.seed), *as_flags(
-            flag_options(actions), {**base, **dict(c.settings)})])
+            job.options, {**base, **dict(c.settings)})])
         # ...and its model and data open: a bad path or model is one line, not a
         # failed run per candidate.
         what = tuple(getattr(args_c, k) for k in ("model", "dataset", "data", "data_dir",
@@ -47,7 +49,7 @@ def cmd_sweep(args):
     if base.get("val_split") == 0.1 and args.val_split is None:
         log.info("holding out 0.1 of the training set for validation, which chooses the "
                  "best candidate (--val-split)")
-    job = CommandLineJob(base, actions)
+    out = args.out or _default_folder(base.get("model") or DEFAULT_MODEL)
     t0 = time.perf_counter()
     result = run_sweep(candidates, job, out, jobs=args.jobs,
                        workers=args.workers if args.workers is not None else "auto",
