@@ -12,8 +12,7 @@ from threadpoolctl import threadpool_limits
 from .. import signals
 from .base import Engine, raise_failure
 from .host import keep_freed_memory
-from .messages import Failure
-from .partition import sum_chunks
+from .messages import Failure, GradientTask
 from .worker import Worker
 
 
@@ -30,8 +29,13 @@ class SerialEngine(Engine):
 
     def _start(self):
         keep_freed_memory()   # the coordinator computes every chunk itself
-        arrays = {"params": self.model.flat, "grad": self.grad,
-                  "slots": np.empty((self.max_chunks, self.model.num_params), self.model.dtype)}
+        # One slot, which every chunk index maps to (a zero stride): each chunk's
+        # gradient is folded into the sum as soon as it is computed (_exchange), while
+        # it is still in cache, instead of max_chunks slots being written and read back.
+        scratch = np.empty(self.model.num_params, self.model.dtype)
+        slots = np.lib.stride_tricks.as_strided(
+            scratch, (self.max_chunks, self.model.num_params), (0, scratch.strides[0]))
+        arrays = {"params": self.model.flat, "grad": self.grad, "slots": slots}
         for split, (X, y) in self.splits.items():
             arrays[f"{split}.X"], arrays[f"{split}.y"] = X, y
         # A stop request is honoured between chunks: nothing is half done there.
@@ -50,11 +54,31 @@ class SerialEngine(Engine):
     def _exchange(self, tasks):
         replies = {}
         for w, task in tasks.items():
-            reply = self.worker.reply(task)
+            if isinstance(task, GradientTask):
+                reply = self._gradient_chunk_by_chunk(task)
+            else:
+                reply = self.worker.reply(task)
             if isinstance(reply, Failure):
                 raise_failure(reply, "0 (serial)")
             replies[w] = reply
         return replies
 
+    def _gradient_chunk_by_chunk(self, task):
+        """The task one chunk at a time, each chunk's gradient added to self.grad at
+        once: self.grad = g0, then += g1, += g2, ... in chunk order, which is
+        sum_chunks' order, so the same bits as every other backend."""
+        scratch, seconds, results, reply = self.worker.a["slots"][0], 0.0, {}, None
+        for i, chunk in enumerate(task.chunks):
+            reply = self.worker.reply(task._replace(chunks=[chunk]))
+            if isinstance(reply, Failure):
+                return reply
+            if i == 0:
+                np.copyto(self.grad, scratch)
+            else:
+                self.grad += scratch
+            seconds += reply.seconds
+            results.update(reply.results)
+        return reply._replace(seconds=seconds, results=results)
+
     def _reduce(self, n_chunks, batch, what):
-        sum_chunks(self.worker.a["slots"][:n_chunks], batch, out=self.grad)
+        self.grad /= batch   # the chunks were added in _exchange
