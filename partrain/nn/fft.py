@@ -42,8 +42,15 @@ def _scipy_fft():
 
 
 def transform_size(hp, wp):
-    """(s0, s1): the smallest fast real-FFT sizes >= the padded input's (hp, wp)."""
-    return (_scipy_fft().next_fast_len(hp, True), _scipy_fft().next_fast_len(wp, True))
+    """(s0, s1): the smallest sizes >= the padded input's (hp, wp) that pocketfft
+    transforms fast (factors 2, 3, 5, 7 and 11).
+
+    Not ``next_fast_len(n, real=True)``, which allows only 2, 3 and 5: it padded
+    LeNet-5-cat's 28 x 28 C3 input to 30 x 30, and the transforms at 28 took 0.11 and
+    0.28 ms where those at 30 took 0.13 and 0.30 (forward, inverse, one chunk), with
+    13% fewer frequencies to multiply.
+    """
+    return (_scipy_fft().next_fast_len(hp), _scipy_fft().next_fast_len(wp))
 
 
 def spectrum(a, s):
