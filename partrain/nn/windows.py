@@ -20,10 +20,20 @@ def zero_pad(x, pad):
 
 
 def windows(x, kh, kw, stride):
-    """Strided view of every kh x kw window of ``x`` (no copy).
+    """Strided view of every kh x kw window of ``x`` (no copy, read-only).
 
     x: (N, C, H, W) -> (N, C, oh, ow, kh, kw)
     """
+    n, c, h, w = x.shape
+    sn, sc, sh, sw = x.strides
+    shape = (n, c, (h - kh) // stride + 1, (w - kw) // stride + 1, kh, kw)
+    strides = (sn, sc, sh * stride, sw * stride, sh, sw)
+    if x.flags.c_contiguous:
+        # The same view sliding_window_view makes, built directly: it costs 1 us
+        # instead of 16 (its checks are Python), twice per convolution and chunk.
+        view = np.ndarray(shape, x.dtype, buffer=x, strides=strides)
+        view.flags.writeable = False
+        return view
     return sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, ::stride, ::stride]
 
 

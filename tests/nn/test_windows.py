@@ -29,3 +29,22 @@ def test_col2im_flat_adds_what_col2im_adds(k, h, w):
     at_input_size[..., :oh, :ow] = dwin
     flat = col2im_flat(at_input_size.reshape(k, k, -1), (A, B, h, w))
     np.testing.assert_array_equal(flat, col2im(dwin, (A, B, h, w), 1))
+
+
+@pytest.mark.parametrize("shape,k,stride", [((2, 3, 9, 8), 3, 1), ((2, 3, 9, 8), 3, 2),
+                                            ((1, 1, 5, 5), 5, 1), ((2, 2, 7, 6), 2, 3)])
+def test_windows_is_sliding_window_view(shape, k, stride):
+    """The directly built view of a contiguous input, and the fallback for any other,
+    equal numpy's sliding_window_view, and cannot be written through."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    from partrain.nn.windows import windows
+
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    read_only = x.copy()
+    read_only.flags.writeable = False
+    for a in (x, x[1:], x[:, 1:], x.transpose(1, 0, 2, 3), read_only):
+        view = windows(a, k, k, stride)
+        expected = sliding_window_view(a, (k, k), axis=(2, 3))[:, :, ::stride, ::stride]
+        np.testing.assert_array_equal(view, expected)
+        assert view.shape == expected.shape and not view.flags.writeable
