@@ -24,3 +24,24 @@ def test_fft_and_im2col_agree_on_lenet5_cat_shapes():
         np.testing.assert_allclose(dxb, dxa, rtol=1e-9, atol=1e-9)
         for key in ga:
             np.testing.assert_allclose(gb[key], ga[key], rtol=1e-9, atol=1e-8)
+
+
+@pytest.mark.parametrize("links", [np.ones((3, 4), bool),
+                                   np.array([[1, 0, 0, 1], [0, 1, 0, 1], [0, 0, 0, 1]], bool)])
+def test_structural_zeros_are_the_windows_without_a_nonzero_in_a_linked_map(links):
+    """Both ways of finding them (every map linked: maps ORed first; a table: per map)
+    give what a loop over every window says."""
+    from partrain.nn.fft import structural_zeros
+
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((2, 3, 12, 11)) * (rng.random((2, 3, 12, 11)) < 0.08)
+    k = 3
+    expected = np.zeros((2, 4, 10, 9), bool)
+    for n in range(2):
+        for m in range(4):
+            for i in range(10):
+                for j in range(9):
+                    window = a[n, links[:, m], i : i + k, j : j + k]
+                    expected[n, m, i, j] = not np.any(window != 0)
+    assert expected.any() and not expected.all()
+    np.testing.assert_array_equal(structural_zeros(a, k, links), expected)
