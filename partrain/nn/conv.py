@@ -161,16 +161,17 @@ class Conv2D(Layer):
         # (free when dy still has the layout this layer's forward gave y).
         dy_maps = np.ascontiguousarray(dy.transpose(1, 0, 2, 3)).reshape(self.cout, -1)
         # dW = dy_maps cols_t^T, computed as (cols_t dy_maps^T)^T: the same dot
-        # products, which BLAS runs 1.4-4x faster in this orientation on chunk-sized
-        # inputs (scripts/benchmarks/gemm_layouts.py).
+        # products, which BLAS runs up to 1.7x faster in this orientation on chunk-sized
+        # inputs (scripts/benchmarks/gemm_layouts.py: lenet5's C3 0.050 against 0.085
+        # ms, mnist-conv's C1 0.168 against 0.228).
         dWd = (cols_t @ dy_maps.T).T.reshape(self.cout, self.cin, self.k, self.k)
         grads = self._weight_grads(self._connected(dWd), dy)
         dx = None
         if self.need_dx:
             # Rows in (i, j, c) order, (k k C_in, N oh ow): each kernel offset's gradient
-            # is then one contiguous (C_in N, oh, ow) slab, so col2im adds k*k 3-D slabs
-            # (the (c, i, j) order made them 4-D strided and col2im took 5x longer on
-            # lenet5's C3). The same dot products, rows permuted.
+            # is then one contiguous slab, which col2im adds with few, long operations
+            # (the (c, i, j) order made them 4-D strided). The same dot products, rows
+            # permuted.
             k = self.k
             W_offset_major = Wd.reshape(self.cout, self.cin, k * k)
             W_offset_major = W_offset_major.transpose(0, 2, 1).reshape(self.cout, -1)
@@ -179,8 +180,8 @@ class Conv2D(Layer):
                 # dy placed at the padded input's size, zeros past (oh, ow): kernel
                 # offset (i, j) is then the flat shift i wp + j, and col2im is k*k
                 # contiguous additions instead of k*k strided 4-D ones. The GEMM grows
-                # by hp wp / (oh ow); on lenet5's C3 the backward took 0.16 ms instead
-                # of 0.25 (scripts/benchmarks/profile_layers.py).
+                # by hp wp / (oh ow), but lenet5's C3 backward went from 0.48 to 0.27 ms
+                # with this and the orientation above (results/profile/).
                 dy_padded = np.zeros((self.cout, N, hp, wp), dy.dtype)
                 dy_padded[:, :, :oh, :ow] = dy.transpose(1, 0, 2, 3)
                 dflat = W_offset_major.T @ dy_padded.reshape(self.cout, -1)

@@ -46,9 +46,9 @@ def transform_size(hp, wp):
     transforms fast (factors 2, 3, 5, 7 and 11).
 
     Not ``next_fast_len(n, real=True)``, which allows only 2, 3 and 5: it padded
-    LeNet-5-cat's 28 x 28 C3 input to 30 x 30, and the transforms at 28 took 0.11 and
-    0.28 ms where those at 30 took 0.13 and 0.30 (forward, inverse, one chunk), with
-    13% fewer frequencies to multiply.
+    LeNet-5-cat's 28 x 28 C3 input to 30 x 30, where the transforms take longer and
+    there are 13% more frequencies to multiply (``python scripts/benchmarks/fft_parts.py``
+    times both sizes).
     """
     return (_scipy_fft().next_fast_len(hp), _scipy_fft().next_fast_len(wp))
 
@@ -110,28 +110,36 @@ def structural_zeros(a, k, links):
     holds a nonzero; or None when there is no such output (nothing to do).
     """
     if links.all():
-        # Every output reads every map (no connection table): a window is empty only
-        # where it is empty in all of them, so the maps are ORed first. A times fewer
-        # windows to test and no product; 0.16 -> 0.06 ms on LeNet-5-cat's C1 input,
-        # where 25 of 26 chunks of cat images hold a black pixel.
-        any_map = (a != 0).any(axis=1, keepdims=True)                  # (N, 1, H, W)
-        if any_map.all():
-            return None
-        occupied = _window_any(_window_any(any_map, k, axis=3), k, axis=2)
-        if occupied.all():
-            return None
-        return np.broadcast_to(~occupied, (a.shape[0], links.shape[1]) + occupied.shape[2:])
+        return zeros_all_linked(a, k, links.shape[1])
+    return zeros_per_map(a, k, links)
+
+
+def zeros_all_linked(a, k, m):
+    """:func:`structural_zeros` when each of the m outputs reads every map (no
+    connection table): a window is empty only where it is empty in all of them, so
+    the maps are ORed first, A times fewer windows to test and no product
+    (``python scripts/benchmarks/fft_parts.py`` times both ways)."""
+    any_map = (a != 0).any(axis=1, keepdims=True)                      # (N, 1, H, W)
+    if any_map.all():
+        return None                          # natural images: no window can be empty
+    occupied = _window_any(_window_any(any_map, k, axis=3), k, axis=2)
+    if occupied.all():
+        return None
+    return np.broadcast_to(~occupied, (a.shape[0], m) + occupied.shape[2:])
+
+
+def zeros_per_map(a, k, links):
+    """:func:`structural_zeros` for any links: each map's window occupancy, then per
+    output map how many linked maps have a nonzero in the window."""
     nonzero = a != 0
     every_output_linked = links.any(axis=0).all()
     if every_output_linked and nonzero.all():
-        return None                          # natural images: no window can be empty
+        return None
     occupied = _window_any(_window_any(nonzero, k, axis=3), k, axis=2)   # (N, A, oh, ow)
     if every_output_linked and occupied.all():
         return None
-    # Per output map, how many linked input maps have a nonzero in the window: small
-    # whole numbers, exact in float32, so one BLAS product per image decides it, laid
-    # out (N, M, oh ow) as the output is (0.18 -> 0.14 ms a chunk on LeNet-5-cat's C3
-    # against a tensordot and a transpose).
+    # The counts are small whole numbers, exact in float32, so one BLAS product per
+    # image decides them, laid out (N, M, oh ow) as the output is.
     n, maps, oh, ow = occupied.shape
     reach = links.T.astype(np.float32) @ occupied.reshape(n, maps, -1).astype(np.float32)
     return (reach == 0).reshape(n, links.shape[1], oh, ow)

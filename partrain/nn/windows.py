@@ -29,8 +29,8 @@ def windows(x, kh, kw, stride):
     shape = (n, c, (h - kh) // stride + 1, (w - kw) // stride + 1, kh, kw)
     strides = (sn, sc, sh * stride, sw * stride, sh, sw)
     if x.flags.c_contiguous:
-        # The same view sliding_window_view makes, built directly: it costs 1 us
-        # instead of 16 (its checks are Python), twice per convolution and chunk.
+        # The same view sliding_window_view makes, built directly: its checks are
+        # Python and cost more than the view, twice per convolution and chunk.
         view = np.ndarray(shape, x.dtype, buffer=x, strides=strides)
         view.flags.writeable = False
         return view
@@ -76,7 +76,7 @@ def col2im_flat(dflat, x_shape):
 
     Output (r, c) and offset (i, j) touch input (r + i, c + j), i W + j further on:
     each offset's gradient is one shifted run of numbers, added by one contiguous
-    1-D operation (a 2-D strided one costs numpy about 5x more per call). A valid
+    1-D operation (a 2-D strided one costs numpy a loop step per row). A valid
     output never reaches past its own map; the zeros may, and add nothing.
     """
     kh, kw, total = dflat.shape

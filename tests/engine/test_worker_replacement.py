@@ -9,6 +9,7 @@ replacements), and then the run writes its checkpoint and stops with one line, n
 
 import os
 import signal
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -58,13 +59,20 @@ def serial_reference():
         return X, y, loss, grad.copy()
 
 
-@pytest.mark.parametrize("when", ["before ready", "after ready"])
-def test_replacements_that_die_at_start_count_as_failures_of_the_step(monkeypatch, when):
-    X, y, _, _ = serial_reference()
+@contextmanager
+def engine_with_a_dead_worker(X, y, w):
+    """2 worker processes after one step, worker ``w`` then killed."""
     with make_engine(build_model("digits123", seed=0), {"train": (X, y)}, 8,
                      backend="process", workers=2) as engine:
         engine.gradient(np.arange(96))
-        _kill(engine.procs[0])
+        _kill(engine.procs[w])
+        yield engine
+
+
+@pytest.mark.parametrize("when", ["before ready", "after ready"])
+def test_replacements_that_die_at_start_count_as_failures_of_the_step(monkeypatch, when):
+    X, y, _, _ = serial_reference()
+    with engine_with_a_dead_worker(X, y, 0) as engine:
         killed = replacements_die(monkeypatch, when)
         with pytest.raises(WorkerError, match=r"^worker 0 died 4 times on step 2 \(gradient\); "
                                               r"giving up; last: .*"):
@@ -76,10 +84,7 @@ def test_replacements_that_die_at_start_count_as_failures_of_the_step(monkeypatc
 @pytest.mark.parametrize("when", ["before ready", "after ready"])
 def test_a_replacement_dying_at_start_is_replaced_again_with_the_same_bits(monkeypatch, when):
     X, y, ref_loss, ref = serial_reference()
-    with make_engine(build_model("digits123", seed=0), {"train": (X, y)}, 8,
-                     backend="process", workers=2) as engine:
-        engine.gradient(np.arange(96))
-        _kill(engine.procs[1])
+    with engine_with_a_dead_worker(X, y, 1) as engine:
         killed = replacements_die(monkeypatch, when, how_many=2)
         loss, grad = engine.gradient(np.arange(96))
         assert len(killed) == 2 and engine.replacements == 1

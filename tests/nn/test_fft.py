@@ -31,7 +31,7 @@ def test_fft_and_im2col_agree_on_lenet5_cat_shapes():
 def test_structural_zeros_are_the_windows_without_a_nonzero_in_a_linked_map(links):
     """Both ways of finding them (every map linked: maps ORed first; a table: per map)
     give what a loop over every window says."""
-    from partrain.nn.fft import structural_zeros
+    from partrain.nn.fft import structural_zeros, zeros_per_map
 
     rng = np.random.default_rng(3)
     a = rng.standard_normal((2, 3, 12, 11)) * (rng.random((2, 3, 12, 11)) < 0.08)
@@ -45,3 +45,4 @@ def test_structural_zeros_are_the_windows_without_a_nonzero_in_a_linked_map(link
                     expected[n, m, i, j] = not np.any(window != 0)
     assert expected.any() and not expected.all()
     np.testing.assert_array_equal(structural_zeros(a, k, links), expected)
+    np.testing.assert_array_equal(zeros_per_map(a, k, links), expected)   # any links
