@@ -30,6 +30,7 @@ from threadpoolctl import threadpool_limits
 
 from partrain.data import open_data
 from partrain.engine import make_engine
+from partrain.errors import PartrainError
 from partrain.nn import Conv2D, Dense, fft
 from partrain.presets import build_model
 from partrain.train.settings import default_chunk_size
@@ -95,6 +96,14 @@ def main(argv=None):
     p.add_argument("--workloads", default=",".join(GOALS))
     p.add_argument("--data-root", default=None, help="folder holding mnist/ and catvnoncat/")
     args = p.parse_args(argv)
+    try:
+        import torch   # noqa: F401
+    except ImportError:
+        sys.exit("step_floor.py: PyTorch is not installed (pip install \".[bench]\")")
+    unknown = sorted(set(args.workloads.split(",")) - set(GOALS))
+    if unknown:
+        sys.exit(f"step_floor.py: unknown workload {', '.join(unknown)}; choose from "
+                 f"{', '.join(GOALS)}")
     if args.data_root:
         set_data_root(args.data_root)
     rng = np.random.default_rng(0)
@@ -104,7 +113,10 @@ def main(argv=None):
     with threadpool_limits(1):
         for wname in args.workloads.split(","):
             preset, dataset, batch_spec, _ = WORKLOADS[wname]
-            data = open_data(dataset=dataset, data_dir=data_dir(dataset))
+            try:
+                data = open_data(dataset=dataset, data_dir=data_dir(dataset))
+            except PartrainError as exc:
+                sys.exit(f"step_floor.py: {exc}")
             X, y = data.train
             batch = len(X) if batch_spec == "full" else batch_spec
             chunk = default_chunk_size(batch)
