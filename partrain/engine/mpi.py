@@ -535,8 +535,34 @@ def _abort_quietly(comm, code):
     been said already (the command's one line, or the script's traceback)."""
     sys.stdout.flush()
     sys.stderr.flush()
+    _wait_until_read((1, 2))
     os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
     comm.Abort(code)
+
+
+def _wait_until_read(fds, limit=2.0):
+    """Wait, at most ``limit`` seconds, until whoever reads the pipes ``fds`` (the
+    launcher's proxy) has read everything this rank wrote to them. MPI_Abort tears the
+    job down at once, and the launcher drops what it had not read yet: the end of the
+    output, where the reason is (without this wait, a rank that wrote a few hundred KB
+    and aborted lost its last line now and then; a one-line error of a loaded CI
+    machine's rank 0 lost it once). Files and terminals need no wait."""
+    try:
+        import fcntl
+        import stat
+        import termios
+    except ImportError:   # not a POSIX system
+        return
+    deadline = time.monotonic() + limit
+    for fd in fds:
+        try:
+            if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+                continue
+            while time.monotonic() < deadline and \
+                    int.from_bytes(fcntl.ioctl(fd, termios.FIONREAD, bytes(4)), sys.byteorder):
+                time.sleep(0.005)
+        except OSError:   # closed, or a pipe that cannot say how full it is
+            continue
 
 
 def _displacements(counts):

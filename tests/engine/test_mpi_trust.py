@@ -258,3 +258,67 @@ def test_rank0_failing_inside_a_step_ends_the_job_instead_of_hanging():
                          capture_output=True, text=True, timeout=60)
     assert job.returncode != 0
     assert "rank 0 broke inside a step" in job.stderr
+
+
+# -- 8. an abort keeps the reason: the launcher reads the rank's output first --------------
+
+def test_abort_waits_until_the_launcher_has_read_the_pipe():
+    """MPICH's launcher drops what it had not read from a rank's pipe when MPI_Abort
+    ends the job, and the reason is the last thing written: the abort waits for it."""
+    import threading
+
+    from partrain.engine.mpi import _wait_until_read
+
+    r, w = os.pipe()
+    try:
+        os.write(w, b"x" * 4096 + b"the reason\n")
+        got = []
+        reader = threading.Timer(0.3, lambda: got.append(os.read(r, 1 << 16)))
+        reader.start()
+        t0 = time.monotonic()
+        _wait_until_read((w,), limit=10)
+        waited = time.monotonic() - t0
+        reader.join()
+        assert waited >= 0.3 and got[0].endswith(b"the reason\n")
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+WRITES_THEN_ABORTS = textwrap.dedent('''
+    import sys
+    from partrain.engine.mpi import _abort_quietly, world
+    comm = world()
+    if comm.Get_rank() == 0:
+        sys.stderr.write(("x" * 99 + "\\n") * 3000)
+        sys.stderr.write("the reason\\n")
+        _abort_quietly(comm, 1)
+    comm.Barrier()
+''')
+
+
+def test_a_rank_that_aborts_after_much_output_keeps_its_last_line():
+    job = subprocess.run([MPIEXEC, "-n", "2", sys.executable, "-c", WRITES_THEN_ABORTS],
+                         capture_output=True, text=True, timeout=60)
+    assert job.returncode != 0
+    assert job.stderr.endswith("the reason\n")
+
+
+def test_abort_waits_at_most_its_limit_and_never_for_files(tmp_path):
+    from partrain.engine.mpi import _wait_until_read
+
+    r, w = os.pipe()   # nobody reads it
+    try:
+        os.write(w, b"unread")
+        t0 = time.monotonic()
+        _wait_until_read((w,), limit=0.2)
+        assert 0.2 <= time.monotonic() - t0 < 5
+    finally:
+        os.close(r)
+        os.close(w)
+    with open(tmp_path / "log", "w") as f:
+        f.write("x" * 100)
+        f.flush()
+        t0 = time.monotonic()
+        _wait_until_read((f.fileno(),), limit=5)
+        assert time.monotonic() - t0 < 1
