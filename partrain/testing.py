@@ -13,6 +13,7 @@ included, only when a helper that needs it is called.
   :func:`shm_entries`, :func:`memfd_links`;
 * the command line: :class:`CLIProcess`, :func:`wait_for`, :func:`final_lines`,
   :func:`output_problems`, :func:`leftover_problems`;
+* MPI: :func:`abort_after_output` (does a rank's last line survive MPI_Abort?);
 * run directories: :func:`checkpoint_step`, :func:`temporaries`, :func:`h5_arrays`,
   :func:`history_rows`, :func:`result_differences`.
 """
@@ -292,6 +293,28 @@ def wait_for(predicate, timeout, interval=0.0005, proc=None):
             return bool(predicate())
         time.sleep(interval)
     return False
+
+
+def abort_after_output(lines=3000, wait=True, timeout=60):
+    """Run ``mpiexec -n 2`` where rank 0 writes ``lines`` lines of 100 bytes to stderr,
+    then "the reason", then ends the job as partrain does (``_abort_quietly``); with
+    ``wait=False``, without waiting for the launcher to read the pipe first. Returns
+    True when the job's stderr still ends with the reason."""
+    code = (
+        "import sys\n"
+        "from partrain.engine import mpi\n"
+        f"if not {wait!r}:\n"
+        "    mpi._wait_until_read = lambda fds: None\n"
+        "comm = mpi.world()\n"
+        "if comm.Get_rank() == 0:\n"
+        f"    sys.stderr.write(('x' * 99 + '\\n') * {int(lines)})\n"
+        "    sys.stderr.write('the reason\\n')\n"
+        "    mpi._abort_quietly(comm, 1)\n"
+        "comm.Barrier()\n")
+    mpiexec = str(Path(sys.executable).parent / "mpiexec")
+    job = subprocess.run([mpiexec, "-n", "2", sys.executable, "-c", code],
+                         capture_output=True, text=True, timeout=timeout)
+    return job.returncode != 0 and job.stderr.endswith("the reason\n")
 
 
 def final_lines(stderr):

@@ -544,9 +544,8 @@ def _wait_until_read(fds, limit=2.0):
     """Wait, at most ``limit`` seconds, until whoever reads the pipes ``fds`` (the
     launcher's proxy) has read everything this rank wrote to them. MPI_Abort tears the
     job down at once, and the launcher drops what it had not read yet: the end of the
-    output, where the reason is (without this wait, a rank that wrote a few hundred KB
-    and aborted lost its last line now and then; a one-line error of a loaded CI
-    machine's rank 0 lost it once). Files and terminals need no wait."""
+    output, where the reason is (``python scripts/stress/abort_output.py`` counts how
+    often, with and without this wait). Files and terminals need no wait."""
     try:
         import fcntl
         import stat
