@@ -6,6 +6,7 @@ written with it against partrain's numpy ones, at lenet5's chunk-of-8 shapes, on
 
 Measures:
 
+* what ``pip install numba`` adds: the installed size of numba and llvmlite;
 * start-up, in fresh processes: ``import numba``, then the first call of a cached kernel
   (the first process compiles and writes the cache; later ones load it). Every worker
   process pays this once, and partrain starts one per core;
@@ -19,6 +20,7 @@ Medians of interleaved rounds. Not a test: it asserts nothing.
 from __future__ import annotations
 
 import argparse
+from importlib.metadata import version
 import subprocess
 import sys
 import tempfile
@@ -76,6 +78,14 @@ START = textwrap.dedent('''
 ''')
 
 
+def installed_mib(dist):
+    """MiB that the installed distribution ``dist`` occupies on disk."""
+    from importlib.metadata import files
+
+    return sum(f.locate().stat().st_size for f in files(dist) or ()
+               if f.locate().is_file()) / 2 ** 20
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=15)
@@ -86,6 +96,11 @@ def main():
         sys.exit("numba_probe.py: numba is not installed (pip install numba)")
     from partrain.nn import AvgPool2D, Tanh
     from partrain.nn.windows import windows
+
+    sizes = {name: installed_mib(name) for name in ("numba", "llvmlite")}
+    print("installed: " + ", ".join(f"{name} {version(name)} {mib:.0f} MiB"
+                                    for name, mib in sizes.items())
+          + f" ({sum(sizes.values()):.0f} MiB in all)")
 
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp, "probe_kernels.py").write_text(KERNELS)
